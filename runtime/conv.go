@@ -1,0 +1,510 @@
+package runtime
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Conv2DParams describes a 2-D convolution (ONNX Conv, PyTorch Conv2d) of one
+// sample: input [C, H, W], weight [K, C/Groups, KH, KW], output
+// [K, OutH(), OutW()]. Every field must be set explicitly (strides and
+// dilations of 1 included), then Init must be called before the params are
+// passed to a kernel, and again after any field changes.
+//
+// The kernels keep no per-call state in the struct, so one Conv2DParams may be
+// used by concurrent calls.
+type Conv2DParams struct {
+	C, H, W                              int // input channels, height, width
+	K                                    int // output channels
+	KH, KW                               int // kernel height and width
+	StrideH, StrideW                     int
+	PadTop, PadLeft, PadBottom, PadRight int // zero padding, asymmetric allowed
+	DilationH, DilationW                 int
+	// Groups splits the channels into independent convolutions: C and K
+	// must both be multiples of it. Groups == C is depthwise (with a channel
+	// multiplier K/C), which runs a direct kernel instead of im2col + GEMM.
+	Groups int
+	// Epilogue is applied by Conv2D after the bias. The gradient kernels
+	// ignore it: they are the gradients of the plain convolution.
+	Epilogue Epilogue
+
+	ok        bool
+	oh, ow    int
+	cg, kg    int // input and output channels per group
+	crs       int // cg*KH*KW: rows of the im2col matrix, columns of a weight row
+	pointwise bool
+	depthwise bool
+	dwRow3    bool // depthwise with KW 3, stride and dilation 1 along W: fused 3-tap rows
+}
+
+// Init validates the geometry and derives the output size.
+func (p *Conv2DParams) Init() error {
+	p.ok = false
+	if p.C < 1 || p.H < 1 || p.W < 1 || p.K < 1 || p.KH < 1 || p.KW < 1 {
+		return fmt.Errorf("conv: C %d H %d W %d K %d kernel %dx%d: want all >= 1", p.C, p.H, p.W, p.K, p.KH, p.KW)
+	}
+	if p.StrideH < 1 || p.StrideW < 1 {
+		return fmt.Errorf("conv: strides %dx%d: want >= 1", p.StrideH, p.StrideW)
+	}
+	if p.DilationH < 1 || p.DilationW < 1 {
+		return fmt.Errorf("conv: dilations %dx%d: want >= 1", p.DilationH, p.DilationW)
+	}
+	if p.PadTop < 0 || p.PadLeft < 0 || p.PadBottom < 0 || p.PadRight < 0 {
+		return fmt.Errorf("conv: pads top %d left %d bottom %d right %d: want >= 0", p.PadTop, p.PadLeft, p.PadBottom, p.PadRight)
+	}
+	if p.Groups < 1 {
+		return fmt.Errorf("conv: groups %d: want >= 1", p.Groups)
+	}
+	if p.C%p.Groups != 0 || p.K%p.Groups != 0 {
+		return fmt.Errorf("conv: %d input and %d output channels are not both divisible by %d groups", p.C, p.K, p.Groups)
+	}
+	extH, extW := (p.KH-1)*p.DilationH+1, (p.KW-1)*p.DilationW+1
+	padH, padW := p.H+p.PadTop+p.PadBottom, p.W+p.PadLeft+p.PadRight
+	if extH > padH || extW > padW {
+		return fmt.Errorf("conv: dilated kernel %dx%d is larger than the padded input %dx%d", extH, extW, padH, padW)
+	}
+	if err := p.Epilogue.Validate(); err != nil {
+		return fmt.Errorf("conv: %w", err)
+	}
+	p.oh = (padH-extH)/p.StrideH + 1
+	p.ow = (padW-extW)/p.StrideW + 1
+	p.cg, p.kg = p.C/p.Groups, p.K/p.Groups
+	p.crs = p.cg * p.KH * p.KW
+	p.pointwise = p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 &&
+		p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0
+	p.depthwise = p.Groups == p.C && p.C > 1
+	p.dwRow3 = p.depthwise && p.KW == 3 && p.StrideW == 1 && p.DilationW == 1
+	p.ok = true
+	return nil
+}
+
+// OutH returns the output height computed by Init.
+func (p *Conv2DParams) OutH() int { return p.oh }
+
+// OutW returns the output width computed by Init.
+func (p *Conv2DParams) OutW() int { return p.ow }
+
+// Conv2D computes y = conv(x, w) + b followed by p.Epilogue for a batch of n
+// samples: x is [n, C, H, W], w is [K, C/Groups, KH, KW], b is [K] or nil for
+// no bias, and y is [n, K, OutH, OutW] (overwritten).
+func Conv2D(p *Conv2DParams, n int, y, x, w, b []float32) {
+	p.check("Conv2D", n)
+	y = convNeed("Conv2D", "y", y, n*p.K*p.oh*p.ow)
+	x = convNeed("Conv2D", "x", x, n*p.C*p.H*p.W)
+	w = convNeed("Conv2D", "w", w, p.K*p.crs)
+	if b != nil {
+		b = convNeed("Conv2D", "b", b, p.K)
+	}
+	if n == 0 {
+		return
+	}
+	t := convTasks.get()
+	t.start(p, convOpFwd, n, y, x, w, b)
+	switch {
+	case p.depthwise:
+		t.op = convOpFwdDW
+		ParallelFor(n*p.K, p.dwGrain(), t)
+	case n*p.Groups >= Workers():
+		ParallelFor(n*p.Groups, 1, t)
+	default:
+		// Too few (sample, group) items to go round: parallelise each GEMM.
+		gs, cs := gemmScratches.get(), convScratches.get()
+		for it := 0; it < n*p.Groups; it++ {
+			p.fwdItem(gs, cs, true, it/p.Groups, it%p.Groups, y, x, w, b)
+		}
+		gemmScratches.put(gs)
+		convScratches.put(cs)
+	}
+	t.finish()
+}
+
+// Conv2DGradInput computes dx, the gradient of the loss with respect to x,
+// from dy ([n, K, OutH, OutW]) and w; dx ([n, C, H, W]) is overwritten.
+func Conv2DGradInput(p *Conv2DParams, n int, dx, dy, w []float32) {
+	p.check("Conv2DGradInput", n)
+	dx = convNeed("Conv2DGradInput", "dx", dx, n*p.C*p.H*p.W)
+	dy = convNeed("Conv2DGradInput", "dy", dy, n*p.K*p.oh*p.ow)
+	w = convNeed("Conv2DGradInput", "w", w, p.K*p.crs)
+	if n == 0 {
+		return
+	}
+	t := convTasks.get()
+	t.start(p, convOpGradIn, n, dx, dy, w, nil)
+	switch {
+	case p.depthwise:
+		t.op = convOpGradInDW
+		ParallelFor(n*p.C, p.dwGrain(), t)
+	case n*p.Groups >= Workers():
+		ParallelFor(n*p.Groups, 1, t)
+	default:
+		gs, cs := gemmScratches.get(), convScratches.get()
+		for it := 0; it < n*p.Groups; it++ {
+			p.gradInItem(gs, cs, true, it/p.Groups, it%p.Groups, dx, dy, w)
+		}
+		gemmScratches.put(gs)
+		convScratches.put(cs)
+	}
+	t.finish()
+}
+
+// Conv2DGradFilter computes dw, the gradient of the loss with respect to w
+// summed over the batch, from x ([n, C, H, W]) and dy ([n, K, OutH, OutW]);
+// dw ([K, C/Groups, KH, KW]) is overwritten.
+//
+// The result is deterministic for a fixed GOMAXPROCS, whatever else runs on
+// the worker pool: the batch is cut into min(n, Workers()) fixed chunks whose
+// partial sums are added in chunk order (the depthwise kernel sums each
+// channel's batch in order and does not depend on GOMAXPROCS at all).
+func Conv2DGradFilter(p *Conv2DParams, n int, dw, x, dy []float32) {
+	p.check("Conv2DGradFilter", n)
+	dw = convNeed("Conv2DGradFilter", "dw", dw, p.K*p.crs)
+	x = convNeed("Conv2DGradFilter", "x", x, n*p.C*p.H*p.W)
+	dy = convNeed("Conv2DGradFilter", "dy", dy, n*p.K*p.oh*p.ow)
+	if n == 0 {
+		clear(dw)
+		return
+	}
+	t := convTasks.get()
+	t.start(p, convOpGradFilter, n, dw, x, dy, nil)
+	if p.depthwise {
+		t.op = convOpGradFilterDW
+		ParallelFor(p.K, max(1, p.dwGrain()/n), t)
+		t.finish()
+		return
+	}
+	nch := min(n, Workers())
+	if nch == 1 {
+		gs, cs := gemmScratches.get(), convScratches.get()
+		p.gradFilterChunk(gs, cs, true, 0, n, dw, x, dy)
+		gemmScratches.put(gs)
+		convScratches.put(cs)
+		t.finish()
+		return
+	}
+	t.nch = nch
+	t.part = gemmGrow(t.part, (nch-1)*len(dw))
+	ParallelFor(nch, 1, t)
+	for c := 1; c < nch; c++ {
+		part := t.part[(c-1)*len(dw):][:len(dw)]
+		for i, v := range part {
+			dw[i] += v
+		}
+	}
+	t.finish()
+}
+
+// Conv2DGradBias computes db ([K], overwritten), the gradient of the loss
+// with respect to the bias: dy ([n, K, OutH, OutW]) summed over the batch and
+// the spatial positions. Each channel's sum runs in a fixed order, so the
+// result does not depend on GOMAXPROCS.
+func Conv2DGradBias(p *Conv2DParams, n int, db, dy []float32) {
+	p.check("Conv2DGradBias", n)
+	db = convNeed("Conv2DGradBias", "db", db, p.K)
+	dy = convNeed("Conv2DGradBias", "dy", dy, n*p.K*p.oh*p.ow)
+	t := convTasks.get()
+	t.start(p, convOpGradBias, n, db, dy, nil, nil)
+	ParallelFor(p.K, max(1, 1<<15/max(1, n*p.oh*p.ow)), t)
+	t.finish()
+}
+
+func (p *Conv2DParams) check(kernel string, n int) {
+	if !p.ok {
+		panic("runtime." + kernel + ": Conv2DParams not initialised (call Init and check its error)")
+	}
+	if n < 0 {
+		panic("runtime." + kernel + ": negative batch size " + strconv.Itoa(n))
+	}
+}
+
+// convNeed checks that buf holds want elements and returns exactly those, so
+// the loops below can trust their bounds.
+func convNeed(kernel, arg string, buf []float32, want int) []float32 {
+	if len(buf) < want {
+		panic("runtime." + kernel + ": " + arg + " has " + strconv.Itoa(len(buf)) +
+			" elements, want at least " + strconv.Itoa(want))
+	}
+	return buf[:want]
+}
+
+// dwGrain is the number of depthwise planes worth handing to one worker.
+func (p *Conv2DParams) dwGrain() int {
+	return max(1, 1<<14/max(1, p.oh*p.ow*p.KH*p.KW))
+}
+
+// Operations of convTask.
+const (
+	convOpFwd = iota
+	convOpFwdDW
+	convOpGradIn
+	convOpGradInDW
+	convOpGradFilter
+	convOpGradFilterDW
+	convOpGradBias
+)
+
+// convTask carries one kernel call to the pool. Tasks come from a free list,
+// not from the params, so that concurrent calls sharing a Conv2DParams do not
+// race; part (GradFilter's per-chunk partial sums) stays with the task so it
+// is allocated only once.
+type convTask struct {
+	p          *Conv2DParams
+	op         int
+	n          int
+	a, b, c, d []float32 // the kernel's slices in argument order
+	nch        int
+	part       []float32
+}
+
+// convScratch is one worker's im2col buffer and depthwise accumulators.
+type convScratch struct {
+	col []float32
+	acc []float64
+}
+
+var (
+	convTasks     gemmFreeList[convTask]
+	convScratches gemmFreeList[convScratch]
+)
+
+func (t *convTask) start(p *Conv2DParams, op, n int, a, b, c, d []float32) {
+	t.p, t.op, t.n = p, op, n
+	t.a, t.b, t.c, t.d = a, b, c, d
+	t.nch = 0
+}
+
+// finish drops the references to the caller's tensors and returns the task.
+func (t *convTask) finish() {
+	t.p = nil
+	t.a, t.b, t.c, t.d = nil, nil, nil, nil
+	convTasks.put(t)
+}
+
+// Run implements Task.
+func (t *convTask) Run(lo, hi int) {
+	p := t.p
+	gs, cs := gemmScratches.get(), convScratches.get()
+	for it := lo; it < hi; it++ {
+		switch t.op {
+		case convOpFwd:
+			p.fwdItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
+		case convOpFwdDW:
+			p.dwFwdPlane(it/p.K, it%p.K, t.a, t.b, t.c, t.d)
+		case convOpGradIn:
+			p.gradInItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c)
+		case convOpGradInDW:
+			p.dwGradInPlane(it/p.C, it%p.C, t.a, t.b, t.c)
+		case convOpGradFilter:
+			n0, n1 := it*t.n/t.nch, (it+1)*t.n/t.nch
+			dst := t.a
+			if it > 0 {
+				dst = t.part[(it-1)*len(t.a):][:len(t.a)]
+			}
+			p.gradFilterChunk(gs, cs, false, n0, n1, dst, t.b, t.c)
+		case convOpGradFilterDW:
+			p.dwGradFilterChannel(cs, t.n, it, t.a, t.b, t.c)
+		case convOpGradBias:
+			p.gradBiasChannel(t.n, it, t.a, t.b)
+		}
+	}
+	gemmScratches.put(gs)
+	convScratches.put(cs)
+}
+
+// convGemm runs a unit-alpha Sgemm either on this goroutine (inside a pool
+// task) or spread over the pool (when the caller had too few items to split).
+func convGemm(gs *gemmScratch, par, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if par {
+		sgemmAuto(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	gs.sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+}
+
+// fwdItem computes group g of sample ni: y_g = W_g · im2col(x_g), then bias
+// and epilogue row by row while the output is still in cache.
+func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, y, x, w, b []float32) {
+	hw, P := p.H*p.W, p.oh*p.ow
+	xg := x[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
+	yg := y[(ni*p.K+g*p.kg)*P:][:p.kg*P]
+	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
+	col := xg
+	if !p.pointwise {
+		cs.col = gemmGrow(cs.col, p.crs*P)
+		col = cs.col
+		p.im2col(col, xg)
+	}
+	convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, col, P, 0, yg, P)
+	if b == nil && p.Epilogue.Kind == EpilogueNone {
+		return
+	}
+	for k := 0; k < p.kg; k++ {
+		var bv float32
+		if b != nil {
+			bv = b[g*p.kg+k]
+		}
+		p.Epilogue.applyBias(yg[k*P:(k+1)*P], bv, b != nil)
+	}
+}
+
+// gradInItem computes group g of sample ni: dx_g = col2im(W_gᵀ · dy_g).
+func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, dx, dy, w []float32) {
+	hw, P := p.H*p.W, p.oh*p.ow
+	dxg := dx[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
+	dyg := dy[(ni*p.K+g*p.kg)*P:][:p.kg*P]
+	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
+	if p.pointwise {
+		convGemm(gs, par, true, false, p.cg, P, p.kg, wg, p.crs, dyg, P, 0, dxg, P)
+		return
+	}
+	cs.col = gemmGrow(cs.col, p.crs*P)
+	convGemm(gs, par, true, false, p.crs, P, p.kg, wg, p.crs, dyg, P, 0, cs.col, P)
+	clear(dxg)
+	p.col2im(dxg, cs.col)
+}
+
+// gradFilterChunk writes into dst ([K, crs]) the filter gradient summed over
+// samples n0..n1-1 in order: dW_g = Σ dy_g · im2col(x_g)ᵀ.
+func (p *Conv2DParams) gradFilterChunk(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) {
+	hw, P := p.H*p.W, p.oh*p.ow
+	for ni := n0; ni < n1; ni++ {
+		beta := float32(1)
+		if ni == n0 {
+			beta = 0
+		}
+		for g := 0; g < p.Groups; g++ {
+			xg := x[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
+			dyg := dy[(ni*p.K+g*p.kg)*P:][:p.kg*P]
+			col := xg
+			if !p.pointwise {
+				cs.col = gemmGrow(cs.col, p.crs*P)
+				col = cs.col
+				p.im2col(col, xg)
+			}
+			dwg := dst[g*p.kg*p.crs:][:p.kg*p.crs]
+			convGemm(gs, par, false, true, p.kg, p.crs, P, dyg, P, col, P, beta, dwg, p.crs)
+		}
+	}
+}
+
+// gradBiasChannel sums channel k of dy over the batch, in sample order.
+func (p *Conv2DParams) gradBiasChannel(n, k int, db, dy []float32) {
+	P := p.oh * p.ow
+	var s float64
+	for ni := 0; ni < n; ni++ {
+		s += convSum(dy[(ni*p.K+k)*P:][:P])
+	}
+	db[k] = float32(s)
+}
+
+// convSum adds x with four float32 accumulators (for speed) and returns the
+// total in float64, so a sum over a whole batch loses little precision.
+func convSum(x []float32) float64 {
+	var s0, s1, s2, s3 float32
+	for len(x) >= 4 {
+		q := (*[4]float32)(x)
+		s0 += q[0]
+		s1 += q[1]
+		s2 += q[2]
+		s3 += q[3]
+		x = x[4:]
+	}
+	for _, v := range x {
+		s0 += v
+	}
+	return float64(s0) + float64(s1) + float64(s2) + float64(s3)
+}
+
+// convSpan returns the range [q0, q1) of output positions q < out whose input
+// coordinate q*s + off lies inside [0, size); positions outside it read
+// padding.
+func convSpan(off, s, size, out int) (q0, q1 int) {
+	if off < 0 {
+		q0 = (-off + s - 1) / s
+	}
+	if last := size - 1 - off; last >= 0 {
+		q1 = last/s + 1
+	}
+	q1 = min(q1, out)
+	q0 = min(q0, q1)
+	return q0, q1
+}
+
+// im2col unrolls one group of one sample, x ([cg, H, W]), into col
+// ([cg*KH*KW, OH*OW]): row (c, kh, kw) holds the input pixel that kernel tap
+// sees at each output position, or 0 in the padding.
+func (p *Conv2DParams) im2col(col, x []float32) {
+	H, W, OH, OW := p.H, p.W, p.oh, p.ow
+	sh, sw := p.StrideH, p.StrideW
+	P := OH * OW
+	r := 0
+	for c := 0; c < p.cg; c++ {
+		xc := x[c*H*W : (c+1)*H*W]
+		for kh := 0; kh < p.KH; kh++ {
+			offH := kh*p.DilationH - p.PadTop
+			oh0, oh1 := convSpan(offH, sh, H, OH)
+			for kw := 0; kw < p.KW; kw++ {
+				offW := kw*p.DilationW - p.PadLeft
+				ow0, ow1 := convSpan(offW, sw, W, OW)
+				row := col[r*P : (r+1)*P]
+				r++
+				clear(row[:oh0*OW])
+				clear(row[oh1*OW:])
+				for oh := oh0; oh < oh1; oh++ {
+					dst := row[oh*OW : (oh+1)*OW]
+					src := xc[(oh*sh+offH)*W : (oh*sh+offH+1)*W]
+					clear(dst[:ow0])
+					clear(dst[ow1:])
+					if ow0 == ow1 {
+						continue
+					}
+					if sw == 1 {
+						copy(dst[ow0:ow1], src[ow0+offW:])
+						continue
+					}
+					for q := ow0; q < ow1; q++ {
+						dst[q] = src[q*sw+offW]
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im is the adjoint of im2col: it adds every entry of col ([cg*KH*KW,
+// OH*OW]) into the input pixel it was read from; padding entries are dropped.
+func (p *Conv2DParams) col2im(dx, col []float32) {
+	H, W, OH, OW := p.H, p.W, p.oh, p.ow
+	sh, sw := p.StrideH, p.StrideW
+	P := OH * OW
+	r := 0
+	for c := 0; c < p.cg; c++ {
+		dxc := dx[c*H*W : (c+1)*H*W]
+		for kh := 0; kh < p.KH; kh++ {
+			offH := kh*p.DilationH - p.PadTop
+			oh0, oh1 := convSpan(offH, sh, H, OH)
+			for kw := 0; kw < p.KW; kw++ {
+				offW := kw*p.DilationW - p.PadLeft
+				ow0, ow1 := convSpan(offW, sw, W, OW)
+				row := col[r*P : (r+1)*P]
+				r++
+				if ow0 == ow1 {
+					continue
+				}
+				for oh := oh0; oh < oh1; oh++ {
+					src := row[oh*OW : (oh+1)*OW]
+					dst := dxc[(oh*sh+offH)*W : (oh*sh+offH+1)*W]
+					if sw == 1 {
+						d := dst[ow0+offW:][:ow1-ow0]
+						for i, v := range src[ow0:ow1] {
+							d[i] += v
+						}
+						continue
+					}
+					for q := ow0; q < ow1; q++ {
+						dst[q*sw+offW] += src[q]
+					}
+				}
+			}
+		}
+	}
+}

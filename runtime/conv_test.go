@@ -1,0 +1,492 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type convCase struct {
+	name string
+	n    int
+	p    Conv2DParams
+}
+
+// convGeom builds params with the common fields; pads are top, left,
+// bottom, right.
+func convGeom(c, h, w, k, kh, kw, sh, sw, dh, dw, groups int, pads [4]int) Conv2DParams {
+	return Conv2DParams{
+		C: c, H: h, W: w, K: k, KH: kh, KW: kw, StrideH: sh, StrideW: sw,
+		PadTop: pads[0], PadLeft: pads[1], PadBottom: pads[2], PadRight: pads[3],
+		DilationH: dh, DilationW: dw, Groups: groups,
+	}
+}
+
+func convCases() []convCase {
+	relu := Epilogue{Kind: EpilogueRelu}
+	clip := Epilogue{Kind: EpilogueClip, Min: -0.5, Max: 0.75}
+	relu6 := Epilogue{Kind: EpilogueClip, Min: 0, Max: 6}
+	withEpi := func(p Conv2DParams, e Epilogue) Conv2DParams { p.Epilogue = e; return p }
+	return []convCase{
+		{"3x3_pad1", 2, convGeom(3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+		{"batch1_odd_stride2_asympad", 1, convGeom(5, 9, 11, 7, 3, 3, 2, 2, 1, 1, 1, [4]int{1, 0, 2, 1})},
+		{"stride3_rect_kernel", 3, convGeom(2, 10, 13, 3, 3, 2, 3, 3, 1, 1, 1, [4]int{0, 0, 0, 0})},
+		{"stride_2x3", 2, convGeom(3, 9, 10, 4, 3, 3, 2, 3, 1, 1, 1, [4]int{1, 2, 0, 1})},
+		{"dilation2", 2, convGeom(3, 11, 9, 5, 3, 3, 1, 1, 2, 2, 1, [4]int{2, 2, 2, 2})},
+		{"dilation_2x1_stride2", 1, convGeom(4, 12, 10, 3, 3, 3, 2, 1, 2, 1, 1, [4]int{1, 0, 1, 2})},
+		{"groups3", 2, convGeom(6, 8, 8, 9, 3, 3, 1, 1, 1, 1, 3, [4]int{1, 1, 1, 1})},
+		{"groups2_batch1_stride2", 1, convGeom(4, 9, 7, 6, 3, 3, 2, 2, 1, 1, 2, [4]int{1, 1, 0, 0})},
+		{"depthwise", 2, convGeom(8, 9, 10, 8, 3, 3, 1, 1, 1, 1, 8, [4]int{1, 1, 1, 1})},
+		{"depthwise_stride2_asympad", 3, convGeom(6, 9, 8, 6, 3, 3, 2, 2, 1, 1, 6, [4]int{0, 1, 1, 0})},
+		{"depthwise_stride3_dilation2", 1, convGeom(3, 13, 14, 3, 3, 3, 3, 3, 2, 2, 3, [4]int{2, 1, 2, 3})},
+		{"depthwise_row3_strideH2_dilH2", 2, convGeom(4, 11, 7, 8, 3, 3, 2, 1, 2, 1, 4, [4]int{2, 0, 1, 2})},
+		{"depthwise_narrow", 2, convGeom(3, 5, 2, 3, 3, 3, 1, 1, 1, 1, 3, [4]int{1, 1, 1, 1})},
+		{"depthwise_wide_pad", 1, convGeom(2, 4, 6, 2, 2, 3, 1, 1, 1, 1, 2, [4]int{0, 3, 1, 2})},
+		{"depthwise_5x5", 2, convGeom(4, 8, 9, 4, 5, 5, 1, 1, 1, 1, 4, [4]int{2, 2, 2, 2})},
+		{"channel_multiplier2", 2, convGeom(4, 7, 7, 8, 3, 3, 1, 1, 1, 1, 4, [4]int{1, 1, 1, 1})},
+		{"channel_multiplier3_stride2_dil2", 1, convGeom(3, 10, 9, 9, 3, 2, 2, 2, 2, 2, 3, [4]int{1, 0, 2, 1})},
+		{"pointwise", 2, convGeom(8, 5, 6, 12, 1, 1, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
+		{"pointwise_batch1", 1, convGeom(5, 3, 7, 3, 1, 1, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
+		{"pointwise_stride2_projection", 2, convGeom(4, 8, 8, 6, 1, 1, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
+		{"pointwise_grouped", 2, convGeom(6, 4, 5, 4, 1, 1, 1, 1, 1, 1, 2, [4]int{0, 0, 0, 0})},
+		{"1x1_padded", 1, convGeom(3, 4, 4, 2, 1, 1, 1, 1, 1, 1, 1, [4]int{1, 0, 0, 1})},
+		{"kernel_covers_padded_input", 2, convGeom(2, 4, 5, 3, 6, 7, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+		{"kernel_covers_input_stride2", 1, convGeom(3, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
+		{"single_input_channel", 3, convGeom(1, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+		{"tiny_input_big_pad", 1, convGeom(2, 2, 1, 3, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+		{"relu", 2, withEpi(convGeom(3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}), relu)},
+		{"clip", 2, withEpi(convGeom(4, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}), clip)},
+		{"relu6_depthwise", 2, withEpi(convGeom(5, 6, 7, 10, 3, 3, 1, 1, 1, 1, 5, [4]int{1, 1, 1, 1}), relu6)},
+		{"relu_pointwise", 1, withEpi(convGeom(6, 5, 5, 7, 1, 1, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0}), relu)},
+		// Large enough for several GEMM blocks and both parallel strategies.
+		{"gemm_blocks_batch4", 4, convGeom(16, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+		{"gemm_parallel_batch1", 1, convGeom(16, 20, 20, 64, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+		{"gemm_parallel_batch1_k_tail", 1, convGeom(30, 12, 12, 70, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+	}
+}
+
+func convRand(rng *rand.Rand, n int, scale float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32((rng.Float64()*2 - 1) * scale)
+	}
+	return x
+}
+
+func convF64(x []float32) []float64 {
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = float64(v)
+	}
+	return y
+}
+
+// convRefVisit calls f for every (output, input, weight) index triple that
+// contributes to the convolution, straight from the definition.
+func convRefVisit(p *Conv2DParams, n int, f func(yi, xi, wi int)) {
+	oh, ow := p.OutH(), p.OutW()
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	for ni := 0; ni < n; ni++ {
+		for k := 0; k < p.K; k++ {
+			g := k / kg
+			for y := 0; y < oh; y++ {
+				for x := 0; x < ow; x++ {
+					yi := ((ni*p.K+k)*oh+y)*ow + x
+					for c := 0; c < cg; c++ {
+						for kh := 0; kh < p.KH; kh++ {
+							ih := y*p.StrideH - p.PadTop + kh*p.DilationH
+							if ih < 0 || ih >= p.H {
+								continue
+							}
+							for kw := 0; kw < p.KW; kw++ {
+								iw := x*p.StrideW - p.PadLeft + kw*p.DilationW
+								if iw < 0 || iw >= p.W {
+									continue
+								}
+								xi := ((ni*p.C+g*cg+c)*p.H+ih)*p.W + iw
+								wi := ((k*cg+c)*p.KH+kh)*p.KW + kw
+								f(yi, xi, wi)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// convRefForward returns the float64 convolution before the epilogue and the
+// per-output error scale sum |x||w| + |b|.
+func convRefForward(p *Conv2DParams, n int, x, w, b []float64) (y, scale []float64) {
+	ylen := n * p.K * p.OutH() * p.OutW()
+	y = make([]float64, ylen)
+	scale = make([]float64, ylen)
+	convRefVisit(p, n, func(yi, xi, wi int) {
+		y[yi] += x[xi] * w[wi]
+		scale[yi] += math.Abs(x[xi] * w[wi])
+	})
+	if b != nil {
+		per := p.OutH() * p.OutW()
+		for i := range y {
+			k := i / per % p.K
+			y[i] += b[k]
+			scale[i] += math.Abs(b[k])
+		}
+	}
+	return y, scale
+}
+
+func convRefEpilogue(e Epilogue, v float64) float64 {
+	switch e.Kind {
+	case EpilogueRelu:
+		return math.Max(v, 0)
+	case EpilogueClip:
+		return math.Min(math.Max(v, float64(e.Min)), float64(e.Max))
+	}
+	return v
+}
+
+// convRefGrads returns the float64 gradients of sum(y*g) for the plain
+// convolution with respect to x, w and b.
+func convRefGrads(p *Conv2DParams, n int, x, w, g []float64) (dx, dw, db []float64) {
+	dx = make([]float64, len(x))
+	dw = make([]float64, p.K*(p.C/p.Groups)*p.KH*p.KW)
+	db = make([]float64, p.K)
+	convRefVisit(p, n, func(yi, xi, wi int) {
+		dx[xi] += g[yi] * w[wi]
+		dw[wi] += g[yi] * x[xi]
+	})
+	per := p.OutH() * p.OutW()
+	for i, v := range g {
+		db[i/per%p.K] += v
+	}
+	return dx, dw, db
+}
+
+// convRequireClose checks got against want elementwise within tol*scale.
+func convRequireClose(t *testing.T, what string, got []float32, want, scale []float64, tol float64) {
+	t.Helper()
+	require.Len(t, got, len(want), what)
+	for i := range want {
+		require.False(t, math.IsNaN(float64(got[i])), "%s[%d] is NaN", what, i)
+		require.LessOrEqual(t, math.Abs(float64(got[i])-want[i]), tol*scale[i]+1e-6,
+			"%s[%d] = %v, want %v", what, i, got[i], want[i])
+	}
+}
+
+func TestConv2DForward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, tc := range convCases() {
+		for _, bias := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s_bias%v", tc.name, bias), func(t *testing.T) {
+				p := tc.p
+				require.NoError(t, p.Init())
+				wscale := 1.0
+				if p.Epilogue.Kind == EpilogueClip && p.Epilogue.Max == 6 {
+					wscale = 4 // make ReLU6 clip at both ends
+				}
+				x := convRand(rng, tc.n*p.C*p.H*p.W, 1)
+				w := convRand(rng, p.K*p.C/p.Groups*p.KH*p.KW, wscale)
+				var b []float32
+				if bias {
+					b = convRand(rng, p.K, 1)
+				}
+				y := make([]float32, tc.n*p.K*p.OutH()*p.OutW())
+				for i := range y {
+					y[i] = float32(math.NaN()) // must be overwritten
+				}
+				var b64 []float64
+				if b != nil {
+					b64 = convF64(b)
+				}
+				want, scale := convRefForward(&p, tc.n, convF64(x), convF64(w), b64)
+				clipped := 0
+				for i := range want {
+					v := convRefEpilogue(p.Epilogue, want[i])
+					if v != want[i] {
+						clipped++
+					}
+					want[i] = v
+				}
+				if p.Epilogue.Kind != EpilogueNone {
+					require.NotZero(t, clipped, "test data never reaches the epilogue's bounds")
+				}
+				Conv2D(&p, tc.n, y, x, w, b)
+				crs := p.C / p.Groups * p.KH * p.KW
+				convRequireClose(t, "y", y, want, scale, float64(crs+3)*0x1p-23)
+			})
+		}
+	}
+}
+
+func TestConv2DGradientsMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, tc := range convCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			require.NoError(t, p.Init())
+			x := convRand(rng, tc.n*p.C*p.H*p.W, 1)
+			w := convRand(rng, p.K*p.C/p.Groups*p.KH*p.KW, 1)
+			g := convRand(rng, tc.n*p.K*p.OutH()*p.OutW(), 1)
+			wantDx, wantDw, wantDb := convRefGrads(&p, tc.n, convF64(x), convF64(w), convF64(g))
+			// Error scales: the same sums with absolute values.
+			sx, sw, sb := convRefGrads(&p, tc.n, convAbs(x), convAbs(w), convAbs(g))
+
+			dx := convNaNs(len(x))
+			Conv2DGradInput(&p, tc.n, dx, g, w)
+			taps := float64(p.K / p.Groups * p.KH * p.KW)
+			convRequireClose(t, "dx", dx, wantDx, sx, (taps+3)*0x1p-23)
+
+			dw := convNaNs(len(w))
+			Conv2DGradFilter(&p, tc.n, dw, x, g)
+			terms := float64(tc.n * p.OutH() * p.OutW())
+			convRequireClose(t, "dw", dw, wantDw, sw, (terms+3)*0x1p-23)
+
+			db := convNaNs(p.K)
+			Conv2DGradBias(&p, tc.n, db, g)
+			convRequireClose(t, "db", db, wantDb, sb, (terms+3)*0x1p-23)
+
+			// Same inputs, same bits: the batch reduction order is fixed.
+			dw2 := convNaNs(len(w))
+			Conv2DGradFilter(&p, tc.n, dw2, x, g)
+			require.Equal(t, dw, dw2)
+		})
+	}
+}
+
+func convAbs(x []float32) []float64 {
+	y := convF64(x)
+	for i, v := range y {
+		y[i] = math.Abs(v)
+	}
+	return y
+}
+
+func convNaNs(n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(math.NaN())
+	}
+	return x
+}
+
+// TestConv2DGradientsFiniteDifferences checks the three gradient kernels
+// against central differences, in float64, of the loss sum(y*g) computed by
+// the reference forward pass.
+func TestConv2DGradientsFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	const h = 1e-3
+	for _, tc := range convCases() {
+		if tc.p.C*tc.p.H*tc.p.W*tc.n > 2000 {
+			continue // the big cases add nothing here but time
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			p.Epilogue = Epilogue{} // the gradients are those of the plain convolution
+			require.NoError(t, p.Init())
+			x := convRand(rng, tc.n*p.C*p.H*p.W, 1)
+			w := convRand(rng, p.K*p.C/p.Groups*p.KH*p.KW, 1)
+			b := convRand(rng, p.K, 1)
+			g := convRand(rng, tc.n*p.K*p.OutH()*p.OutW(), 1)
+			x64, w64, b64, g64 := convF64(x), convF64(w), convF64(b), convF64(g)
+			loss := func() float64 {
+				y, _ := convRefForward(&p, tc.n, x64, w64, b64)
+				var s float64
+				for i, v := range y {
+					s += v * g64[i]
+				}
+				return s
+			}
+			fd := func(v []float64, i int) float64 {
+				old := v[i]
+				v[i] = old + h
+				lp := loss()
+				v[i] = old - h
+				lm := loss()
+				v[i] = old
+				return (lp - lm) / (2 * h)
+			}
+			check := func(what string, got []float32, v []float64) {
+				idx := rng.Perm(len(v))
+				if len(idx) > 24 {
+					idx = idx[:24]
+				}
+				want := make([]float64, len(idx))
+				var rms float64
+				for j, i := range idx {
+					want[j] = fd(v, i)
+					rms += want[j] * want[j]
+				}
+				rms = math.Sqrt(rms / float64(len(idx)))
+				for j, i := range idx {
+					den := math.Max(math.Abs(want[j]), 0.1*rms)
+					require.LessOrEqual(t, math.Abs(float64(got[i])-want[j])/den, 1e-3,
+						"%s[%d] = %v, finite difference %v", what, i, got[i], want[j])
+				}
+			}
+			dx := make([]float32, len(x))
+			Conv2DGradInput(&p, tc.n, dx, g, w)
+			check("dx", dx, x64)
+			dw := make([]float32, len(w))
+			Conv2DGradFilter(&p, tc.n, dw, x, g)
+			check("dw", dw, w64)
+			db := make([]float32, len(b))
+			Conv2DGradBias(&p, tc.n, db, g)
+			check("db", db, b64)
+		})
+	}
+}
+
+func TestConv2DAllocatesNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, tc := range convCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			require.NoError(t, p.Init())
+			x := convRand(rng, tc.n*p.C*p.H*p.W, 1)
+			w := convRand(rng, p.K*p.C/p.Groups*p.KH*p.KW, 1)
+			b := convRand(rng, p.K, 1)
+			y := make([]float32, tc.n*p.K*p.OutH()*p.OutW())
+			dx, dw, db := make([]float32, len(x)), make([]float32, len(w)), make([]float32, len(b))
+			run := func() {
+				Conv2D(&p, tc.n, y, x, w, b)
+				Conv2DGradInput(&p, tc.n, dx, y, w)
+				Conv2DGradFilter(&p, tc.n, dw, x, y)
+				Conv2DGradBias(&p, tc.n, db, y)
+			}
+			run() // warm-up: scratch buffers grow to this geometry
+			require.Zero(t, testing.AllocsPerRun(5, run))
+		})
+	}
+}
+
+func TestConv2DZeroBatch(t *testing.T) {
+	p := convGeom(2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})
+	require.NoError(t, p.Init())
+	dw := convNaNs(3 * 2 * 9)
+	Conv2DGradFilter(&p, 0, dw, nil, nil)
+	require.Equal(t, make([]float32, len(dw)), dw)
+	db := convNaNs(3)
+	Conv2DGradBias(&p, 0, db, nil)
+	require.Equal(t, make([]float32, 3), db)
+	Conv2D(&p, 0, nil, nil, make([]float32, len(dw)), nil)
+	Conv2DGradInput(&p, 0, nil, nil, make([]float32, len(dw)))
+}
+
+func TestConv2DOutputSize(t *testing.T) {
+	p := convGeom(3, 32, 32, 16, 3, 3, 2, 2, 1, 1, 1, [4]int{1, 1, 1, 1})
+	require.NoError(t, p.Init())
+	require.Equal(t, 16, p.OutH())
+	require.Equal(t, 16, p.OutW())
+	p = convGeom(3, 10, 7, 16, 3, 2, 3, 1, 2, 3, 1, [4]int{0, 2, 1, 0})
+	require.NoError(t, p.Init())
+	require.Equal(t, (10+1-5)/3+1, p.OutH())
+	require.Equal(t, (7+2-4)/1+1, p.OutW())
+}
+
+func TestConv2DInitErrors(t *testing.T) {
+	ok := convGeom(4, 8, 8, 6, 3, 3, 1, 1, 1, 1, 2, [4]int{1, 1, 1, 1})
+	cases := []struct {
+		name string
+		edit func(p *Conv2DParams)
+		want string
+	}{
+		{"zero channels", func(p *Conv2DParams) { p.C = 0 }, "want all >= 1"},
+		{"zero height", func(p *Conv2DParams) { p.H = 0 }, "want all >= 1"},
+		{"zero output channels", func(p *Conv2DParams) { p.K = 0 }, "want all >= 1"},
+		{"zero kernel", func(p *Conv2DParams) { p.KW = 0 }, "want all >= 1"},
+		{"zero stride", func(p *Conv2DParams) { p.StrideH = 0 }, "strides 0x1: want >= 1"},
+		{"negative stride", func(p *Conv2DParams) { p.StrideW = -2 }, "strides 1x-2: want >= 1"},
+		{"zero dilation", func(p *Conv2DParams) { p.DilationW = 0 }, "dilations 1x0: want >= 1"},
+		{"negative pad", func(p *Conv2DParams) { p.PadRight = -1 }, "right -1: want >= 0"},
+		{"zero groups", func(p *Conv2DParams) { p.Groups = 0 }, "groups 0: want >= 1"},
+		{"input channels not divisible", func(p *Conv2DParams) { p.Groups = 3; p.K = 6 }, "4 input and 6 output channels are not both divisible by 3 groups"},
+		{"output channels not divisible", func(p *Conv2DParams) { p.K = 5 }, "not both divisible by 2 groups"},
+		{"kernel larger than padded input", func(p *Conv2DParams) { p.KH = 11 }, "dilated kernel 11x3 is larger than the padded input 10x10"},
+		{"dilated kernel too large", func(p *Conv2DParams) { p.DilationW = 5 }, "dilated kernel 3x11 is larger than the padded input 10x10"},
+		{"clip bounds reversed", func(p *Conv2DParams) { p.Epilogue = Epilogue{Kind: EpilogueClip, Min: 1, Max: 0} }, "want Min <= Max"},
+		{"clip bound NaN", func(p *Conv2DParams) {
+			p.Epilogue = Epilogue{Kind: EpilogueClip, Min: float32(math.NaN()), Max: 1}
+		}, "neither NaN"},
+		{"unknown epilogue", func(p *Conv2DParams) { p.Epilogue = Epilogue{Kind: 9} }, "unknown kind 9"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok
+			tc.edit(&p)
+			err := p.Init()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+			require.PanicsWithValue(t, "runtime.Conv2D: Conv2DParams not initialised (call Init and check its error)", func() {
+				Conv2D(&p, 1, nil, nil, nil, nil)
+			})
+		})
+	}
+	p := ok
+	require.NoError(t, p.Init())
+	require.PanicsWithValue(t, "runtime.Conv2DGradInput: w has 3 elements, want at least 108", func() {
+		Conv2DGradInput(&p, 1, make([]float32, 4*64), make([]float32, 6*64), make([]float32, 3))
+	})
+	require.PanicsWithValue(t, "runtime.Conv2DGradBias: negative batch size -1", func() {
+		Conv2DGradBias(&p, -1, nil, nil)
+	})
+}
+
+// TestConv2DConcurrentCalls runs the kernels from several goroutines on one
+// shared Conv2DParams (the pool serves one caller, the others run inline) and
+// checks every result against a lone run.
+func TestConv2DConcurrentCalls(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	p := convGeom(6, 10, 10, 8, 3, 3, 1, 1, 1, 1, 2, [4]int{1, 1, 1, 1})
+	require.NoError(t, p.Init())
+	const n = 3
+	x := convRand(rng, n*p.C*p.H*p.W, 1)
+	w := convRand(rng, p.K*p.C/p.Groups*p.KH*p.KW, 1)
+	g := convRand(rng, n*p.K*p.OutH()*p.OutW(), 1)
+	wantY := make([]float32, len(g))
+	Conv2D(&p, n, wantY, x, w, nil)
+	wantDx, wantDw := make([]float32, len(x)), make([]float32, len(w))
+	Conv2DGradInput(&p, n, wantDx, g, w)
+	Conv2DGradFilter(&p, n, wantDw, x, g)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			y, dx, dw := make([]float32, len(g)), make([]float32, len(x)), make([]float32, len(w))
+			for range 20 {
+				Conv2D(&p, n, y, x, w, nil)
+				Conv2DGradInput(&p, n, dx, g, w)
+				Conv2DGradFilter(&p, n, dw, x, g)
+				for i := range y {
+					if y[i] != wantY[i] {
+						errs <- fmt.Sprintf("y[%d] = %v, want %v", i, y[i], wantY[i])
+						return
+					}
+				}
+				for i := range dx {
+					if dx[i] != wantDx[i] {
+						errs <- fmt.Sprintf("dx[%d] = %v, want %v", i, dx[i], wantDx[i])
+						return
+					}
+				}
+				for i := range dw {
+					if dw[i] != wantDw[i] {
+						errs <- fmt.Sprintf("dw[%d] = %v, want %v", i, dw[i], wantDw[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}

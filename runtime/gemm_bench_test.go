@@ -1,0 +1,29 @@
+package runtime
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// gemmBenchReport reports the rate of a benchmark that did flopsPerOp
+// floating-point operations per iteration.
+func gemmBenchReport(b *testing.B, flopsPerOp float64) {
+	b.ReportMetric(flopsPerOp*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+}
+
+func BenchmarkSgemm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range [][3]int{{512, 512, 512}, {64, 1024, 576}, {256, 1152, 1024}} {
+		m, n, k := s[0], s[1], s[2]
+		x := gemmTestMatrix(rng, m, k, k)
+		y := gemmTestMatrix(rng, k, n, n)
+		c := make([]float32, m*n)
+		b.Run(fmt.Sprintf("%dx%dx%d", m, n, k), func(b *testing.B) {
+			for b.Loop() {
+				Sgemm(false, false, m, n, k, 1, x, k, y, n, 0, c, n)
+			}
+			gemmBenchReport(b, 2*float64(m)*float64(n)*float64(k))
+		})
+	}
+}

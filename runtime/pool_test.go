@@ -1,0 +1,67 @@
+package runtime
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type countTask struct {
+	hits []int32
+}
+
+func (c *countTask) Run(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		atomic.AddInt32(&c.hits[i], 1)
+	}
+}
+
+func TestParallelForCoversEachItemOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 7, 64, 1001} {
+		for _, grain := range []int{0, 1, 5, 4096} {
+			ct := &countTask{hits: make([]int32, n)}
+			ParallelFor(n, grain, ct)
+			for i, h := range ct.hits {
+				require.Equal(t, int32(1), h, "n=%d grain=%d item %d", n, grain, i)
+			}
+		}
+	}
+}
+
+type nestedTask struct {
+	inner *countTask
+}
+
+func (nt *nestedTask) Run(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		ParallelFor(len(nt.inner.hits), 1, nt.inner)
+	}
+}
+
+func TestParallelForNestedAndConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nt := &nestedTask{inner: &countTask{hits: make([]int32, 100)}}
+			ParallelFor(8, 1, nt)
+			for _, h := range nt.inner.hits {
+				if h != 8 {
+					t.Errorf("have %d hits, want 8", h)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestParallelForAllocatesNothing(t *testing.T) {
+	ct := &countTask{hits: make([]int32, 1000)}
+	ParallelFor(1000, 1, ct)
+	allocs := testing.AllocsPerRun(100, func() { ParallelFor(1000, 1, ct) })
+	require.Zero(t, allocs)
+}
