@@ -17,12 +17,19 @@ import (
 // ConvAttrs are Conv's attributes. Pads are in ONNX order
 // [top, left, bottom, right]; AutoPad is resolved into Pads by shape
 // inference and is "NOTSET" from StageTyped on.
+//
+// Act is an activation fused into the convolution by the fuse pass: "" for
+// none, "relu", or "clip" between ActMin and ActMax. It exists from
+// StageLowered on.
 type ConvAttrs struct {
-	Strides   []int  `ir:"strides"`
-	Pads      []int  `ir:"pads"`
-	Dilations []int  `ir:"dilations"`
-	Group     int    `ir:"group"`
-	AutoPad   string `ir:"auto_pad"`
+	Strides   []int   `ir:"strides"`
+	Pads      []int   `ir:"pads"`
+	Dilations []int   `ir:"dilations"`
+	Group     int     `ir:"group"`
+	AutoPad   string  `ir:"auto_pad"`
+	Act       string  `ir:"act"`
+	ActMin    float32 `ir:"act_min"`
+	ActMax    float32 `ir:"act_max"`
 }
 
 func newConvAttrs() any {

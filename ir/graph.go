@@ -27,7 +27,12 @@ type Value struct {
 	Def   *Node  // defining node, for KindResult
 	Param *Param // for KindParam
 	Const *Tensor
-	uses  int
+	// Offset is where a planned result lives: in Graph.Arena (in elements
+	// per sample, scaled by the batch at run time) for batched values, in
+	// the fixed arena for the others. Views share their root's offset.
+	// Meaningful only when Graph.Planned.
+	Offset int
+	uses   int
 }
 
 // Uses is how many node arguments and graph outputs refer to v.
@@ -90,6 +95,11 @@ type Graph struct {
 	// with (PyTorch bakes it into shape constants), or 0 when its batch
 	// dimension was symbolic.
 	ExportBatch int
+	// Planned says memory planning has placed every result: Arena is the
+	// batched arena's size in elements per sample, Fixed the size of the
+	// arena for values without a batch dimension.
+	Planned      bool
+	Arena, Fixed int
 	Params      []*Value
 	Consts      []*Value
 	Nodes       []*Node
@@ -342,6 +352,15 @@ func (g *Graph) Values(f func(*Value)) {
 			f(r)
 		}
 	}
+}
+
+// Root returns the value whose buffer v uses: v itself, or for a view the
+// root of the value it views.
+func Root(v *Value) *Value {
+	for v.Kind == KindResult && v.Def.Op.Def().View {
+		v = v.Def.Args[0]
+	}
+	return v
 }
 
 // Renumber reassigns dense IDs in printing order, so that a graph after

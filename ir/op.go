@@ -137,6 +137,10 @@ type OpDef struct {
 	// Kernel names the runtime function that computes the op, so emission is
 	// data; empty for view ops and ops that never reach code generation.
 	Kernel string
+	// Call describes the runtime call for a node of this op (see
+	// KernelCall); nil for view ops and ops that never reach code
+	// generation. Its Func is Kernel.
+	Call func(n *Node) (*KernelCall, error)
 	// View ops reinterpret their first argument's buffer without copying.
 	View bool
 	// Grad is the reverse-mode rule; nil for ops that are not differentiable

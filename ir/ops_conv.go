@@ -10,6 +10,7 @@ func init() {
 		Infer:        inferConv,
 		Canonicalize: canonConv,
 		Kernel:       "Conv2D",
+		Call:         callConv,
 		Cost:         costConv,
 	})
 }
@@ -147,4 +148,32 @@ func costConv(n *Node) Cost {
 	macs := int64(y.Static()) * int64(w[1]*w[2]*w[3])
 	x := int64(n.Args[0].Type.Shape.Static())
 	return Cost{FLOPs: 2 * macs, Bytes: 4 * (x + int64(y.Static()) + paramElems(n)), Params: paramElems(n)}
+}
+
+func callConv(n *Node) (*KernelCall, error) {
+	a := n.Attrs.(*ConvAttrs)
+	x, w := n.Args[0].Type.Shape, n.Args[1].Type.Shape
+	epi := &Struct{Type: "Epilogue"}
+	switch a.Act {
+	case "":
+		epi.Fields = []Field{{"Kind", Sym("EpilogueNone")}}
+	case "relu":
+		epi.Fields = []Field{{"Kind", Sym("EpilogueRelu")}}
+	case "clip":
+		epi.Fields = []Field{{"Kind", Sym("EpilogueClip")}, {"Min", a.ActMin}, {"Max", a.ActMax}}
+	default:
+		return nil, fmt.Errorf("unknown fused activation %q", a.Act)
+	}
+	return &KernelCall{
+		Func: "Conv2D",
+		Params: &Struct{Type: "Conv2DParams", Fields: []Field{
+			{"C", x[1]}, {"H", x[2]}, {"W", x[3]}, {"K", w[0]}, {"KH", w[2]}, {"KW", w[3]},
+			{"StrideH", a.Strides[0]}, {"StrideW", a.Strides[1]},
+			{"PadTop", a.Pads[0]}, {"PadLeft", a.Pads[1]}, {"PadBottom", a.Pads[2]}, {"PadRight", a.Pads[3]},
+			{"DilationH", a.Dilations[0]}, {"DilationW", a.Dilations[1]},
+			{"Groups", a.Group}, {"Epilogue", epi},
+		}},
+		HasN: true, N: batchN(x),
+		Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2)},
+	}, nil
 }

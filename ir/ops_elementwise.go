@@ -16,6 +16,9 @@ type unary struct {
 	flops  int64
 	args   int
 	static uint32
+	// params builds the runtime parameter struct, nil for kernels that
+	// take none.
+	params func(n *Node) *Struct
 }
 
 func init() {
@@ -25,6 +28,9 @@ func init() {
 		{op: OpHardSigmoid, name: "HardSigmoid", kernel: "HardSigmoid", flops: 3, attrs: newHardSigmoidAttrs, f: func(n *Node, x float64) float64 {
 			a := n.Attrs.(*HardSigmoidAttrs)
 			return math.Max(0, math.Min(1, float64(a.Alpha)*x+float64(a.Beta)))
+		}, params: func(n *Node) *Struct {
+			a := n.Attrs.(*HardSigmoidAttrs)
+			return &Struct{Type: "HardSigmoidParams", Fields: []Field{{"Alpha", a.Alpha}, {"Beta", a.Beta}}}
 		}},
 		{op: OpHardSwish, name: "HardSwish", kernel: "HardSwish", flops: 4, f: func(_ *Node, x float64) float64 {
 			return x * math.Max(0, math.Min(1, x/6+0.5))
@@ -33,6 +39,9 @@ func init() {
 		{op: OpClip, name: "Clip", kernel: "Clip", flops: 2, args: 2, static: 0b110, f: func(n *Node, x float64) float64 {
 			lo, hi := clipBounds(n)
 			return math.Max(lo, math.Min(hi, x))
+		}, params: func(n *Node) *Struct {
+			lo, hi := clipBounds(n)
+			return &Struct{Type: "ClipParams", Fields: []Field{{"Min", f32(lo)}, {"Max", f32(hi)}}}
 		}},
 	} {
 		u := u
@@ -65,7 +74,14 @@ func init() {
 				return []*Tensor{out}, nil
 			},
 			Kernel: u.kernel,
-			Cost:   elemCost(u.flops),
+			Call: func(n *Node) (*KernelCall, error) {
+				var p *Struct
+				if u.params != nil {
+					p = u.params(n)
+				}
+				return flatCall(u.kernel, p), nil
+			},
+			Cost: elemCost(u.flops),
 		})
 	}
 
@@ -93,7 +109,15 @@ func init() {
 			Infer:  inferBinary,
 			Fold:   func(n *Node) ([]*Tensor, error) { return foldBinary(n, b.f, b.i) },
 			Kernel: b.kernel,
-			Cost:   elemCost(1),
+			Call: func(n *Node) (*KernelCall, error) {
+				return &KernelCall{
+					Func:   b.kernel,
+					Params: &Struct{Type: "BroadcastParams", Fields: []Field{{"A", runtimeShape(n.Args[0].Type.Shape)}, {"B", runtimeShape(n.Args[1].Type.Shape)}}},
+					HasN:   true, N: batchN(n.Results[0].Type.Shape),
+					Bufs:   []BufRef{R(0), A(0), A(1)},
+				}, nil
+			},
+			Cost: elemCost(1),
 		})
 	}
 }
@@ -123,6 +147,15 @@ func inferBinary(n *Node) ([]TensorType, error) {
 	s, err := broadcastShapes(ta.Shape, tb.Shape)
 	if err != nil {
 		return nil, err
+	}
+	if s.HasBatch() {
+		// The batch must stay in front, so a batched operand needs the
+		// result's full rank.
+		for i, t := range []TensorType{ta, tb} {
+			if t.Shape.HasBatch() && (len(t.Shape) != len(s) || t.Shape[0] != BatchDim) {
+				return nil, fmt.Errorf("operand %d %v puts the batch away from the front of %v", i, t.Shape, s)
+			}
+		}
 	}
 	return []TensorType{{DType: ta.DType, Shape: s}}, nil
 }

@@ -9,6 +9,7 @@ func init() {
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer:  inferGemm,
 		Kernel: "Gemm",
+		Call:   callGemm,
 		Cost:   costMatMul,
 	})
 	register(OpMatMul, OpDef{
@@ -16,6 +17,7 @@ func init() {
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer:  inferMatMul,
 		Kernel: "MatMul",
+		Call:   callMatMul,
 		Cost:   costMatMul,
 	})
 }
@@ -105,4 +107,84 @@ func costMatMul(n *Node) Cost {
 		}
 	}
 	return Cost{FLOPs: 2 * macs, Bytes: 4 * (in + int64(y.Static())), Params: paramElems(n)}
+}
+
+func callGemm(n *Node) (*KernelCall, error) {
+	a := n.Attrs.(*GemmAttrs)
+	sa, sb := n.Args[0].Type.Shape, n.Args[1].Type.Shape
+	rows, k := sa[0], sa[1]
+	if a.TransA {
+		rows, k = k, rows
+	}
+	cols := sb[1]
+	if a.TransB {
+		cols = sb[0]
+	}
+	m, nArg := rows, 1
+	if rows == BatchDim {
+		m, nArg = 1, RuntimeBatch
+	}
+	bias := "BiasNone"
+	if c := n.Arg(2); c != nil {
+		cs := c.Type.Shape
+		switch {
+		case cs.HasBatch():
+			return nil, fmt.Errorf("a batched C %v is not supported", cs)
+		case cs.Static() == 1:
+			bias = "BiasScalar"
+		case cs.Equal(Shape{cols}) || cs.Equal(Shape{1, cols}):
+			bias = "BiasRow"
+		case rows != BatchDim && cs.Equal(Shape{rows, 1}):
+			bias = "BiasColumn"
+		case rows != BatchDim && cs.Equal(Shape{rows, cols}):
+			bias = "BiasFull"
+		default:
+			return nil, fmt.Errorf("C of shape %v is not supported", cs)
+		}
+	}
+	return &KernelCall{
+		Func: "Gemm",
+		Params: &Struct{Type: "GemmParams", Fields: []Field{
+			{"M", m}, {"K", k}, {"N", cols}, {"TransA", a.TransA}, {"TransB", a.TransB},
+			{"Alpha", a.Alpha}, {"Beta", a.Beta}, {"Bias", Sym(bias)},
+		}},
+		HasN: true, N: nArg,
+		Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2)},
+	}, nil
+}
+
+// matmulOperand splits a MatMul operand's shape into the runtime's leading
+// dimensions, matrix rows and batch flag: a batched 2-D operand is one row
+// per sample.
+func matmulOperand(s Shape) (lead []int, rows int, batched bool) {
+	r := len(s)
+	if s[0] == BatchDim {
+		if r == 2 {
+			return []int{}, 1, true
+		}
+		return append([]int{}, s[1:r-2]...), s[r-2], true
+	}
+	return append([]int{}, s[:r-2]...), s[r-2], false
+}
+
+func callMatMul(n *Node) (*KernelCall, error) {
+	sa, sb := n.Args[0].Type.Shape, n.Args[1].Type.Shape
+	aLead, m, aB := matmulOperand(sa)
+	bLead, _, bB := matmulOperand(sb)
+	if bB && len(sb) == 2 {
+		return nil, fmt.Errorf("a batched 2-D right operand %v is not supported", sb)
+	}
+	nArg := 1
+	if aB || bB {
+		nArg = RuntimeBatch
+	}
+	return &KernelCall{
+		Func: "MatMul",
+		Params: &Struct{Type: "MatMulParams", Fields: []Field{
+			{"M", m}, {"K", sa[len(sa)-1]}, {"N", sb[len(sb)-1]},
+			{"ALead", aLead}, {"BLead", bLead}, {"BatchA", aB}, {"BatchB", bB},
+		}},
+		HasN: true, N: nArg,
+		Bufs: []BufRef{R(0), A(0), A(1)},
+	}, nil
 }

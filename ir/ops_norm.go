@@ -9,6 +9,18 @@ func init() {
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer:  inferBatchNorm,
 		Kernel: "BatchNormInference",
+		Call: func(n *Node) (*KernelCall, error) {
+			a := n.Attrs.(*BatchNormAttrs)
+			x := n.Args[0].Type.Shape
+			return &KernelCall{
+				Func: "BatchNormInference",
+				Params: &Struct{Type: "BatchNormParams", Fields: []Field{
+					{"C", x[1]}, {"Spatial", x[2:].Static()}, {"Epsilon", a.Epsilon}, {"Momentum", 1 - a.Momentum},
+				}},
+				HasN: true, N: batchN(x),
+				Bufs: []BufRef{R(0), A(0), A(1), A(2), A(3), A(4)},
+			}, nil
+		},
 		Cost: func(n *Node) Cost {
 			e := int64(n.Results[0].Type.Shape.Static())
 			return Cost{FLOPs: 2 * e, Bytes: 8 * e, Params: paramElems(n)}
@@ -39,7 +51,21 @@ func init() {
 			},
 			Canonicalize: canonAxis,
 			Kernel:       s.kernel,
-			Cost:         elemCost(5),
+			Call: func(n *Node) (*KernelCall, error) {
+				x := n.Args[0].Type.Shape
+				ax := n.Attrs.(*AxisAttrs).Axis
+				if ax != x.Rank()-1 {
+					return nil, fmt.Errorf("softmax over axis %d of %v: the runtime takes only the last axis", ax, x)
+				}
+				outer := x[:ax].Static()
+				return &KernelCall{
+					Func:   s.kernel,
+					Params: &Struct{Type: "SoftmaxParams", Fields: []Field{{"Outer", outer}, {"Inner", x[ax]}}},
+					HasN:   true, N: batchN(x),
+					Bufs:   []BufRef{R(0), A(0)},
+				}, nil
+			},
+			Cost: elemCost(5),
 		})
 	}
 	register(OpDropout, OpDef{
@@ -63,7 +89,12 @@ func init() {
 			return same(n)
 		},
 		Kernel: "Dropout",
-		Cost:   elemCost(2),
+		Call: func(n *Node) (*KernelCall, error) {
+			// Inference removes Dropout; training code calls the kernel
+			// with its step counter, which a KernelCall cannot express.
+			return nil, fmt.Errorf("Dropout reaches code generation only in training code")
+		},
+		Cost: elemCost(2),
 	})
 }
 

@@ -23,6 +23,15 @@ func init() {
 			return []TensorType{Of(F32, x[0], x[1], 1, 1)}, nil
 		},
 		Kernel: "GlobalAveragePool",
+		Call: func(n *Node) (*KernelCall, error) {
+			x := n.Args[0].Type.Shape
+			return &KernelCall{
+				Func:   "GlobalAveragePool",
+				Params: &Struct{Type: "ChannelParams", Fields: []Field{{"C", x[1]}, {"Spatial", x[2] * x[3]}}},
+				HasN:   true, N: batchN(x),
+				Bufs:   []BufRef{R(0), A(0)},
+			}, nil
+		},
 		Cost: func(n *Node) Cost {
 			x := int64(n.Args[0].Type.Shape.Static())
 			return Cost{FLOPs: x, Bytes: 4 * (x + int64(n.Results[0].Type.Shape.Static()))}
@@ -40,6 +49,23 @@ func init() {
 			Infer:        inferPool,
 			Canonicalize: canonPool,
 			Kernel:       p.kernel,
+			Call: func(n *Node) (*KernelCall, error) {
+				a := n.Attrs.(*PoolAttrs)
+				x := n.Args[0].Type.Shape
+				return &KernelCall{
+					Func: p.kernel,
+					Params: &Struct{Type: "PoolParams", Fields: []Field{
+						{"C", x[1]}, {"H", x[2]}, {"W", x[3]},
+						{"KernelH", a.KernelShape[0]}, {"KernelW", a.KernelShape[1]},
+						{"StrideH", a.Strides[0]}, {"StrideW", a.Strides[1]},
+						{"PadTop", a.Pads[0]}, {"PadLeft", a.Pads[1]}, {"PadBottom", a.Pads[2]}, {"PadRight", a.Pads[3]},
+						{"DilationH", a.Dilations[0]}, {"DilationW", a.Dilations[1]},
+						{"CeilMode", a.CeilMode}, {"CountIncludePad", a.CountIncludePad},
+					}},
+					HasN: true, N: batchN(x),
+					Bufs: []BufRef{R(0), A(0)},
+				}, nil
+			},
 			Cost: func(n *Node) Cost {
 				k := n.Attrs.(*PoolAttrs).KernelShape
 				y := int64(n.Results[0].Type.Shape.Static())
@@ -54,6 +80,22 @@ func init() {
 		StaticArgs: 0b10,
 		Infer:      inferReduce,
 		Kernel:     "ReduceMean",
+		Call: func(n *Node) (*KernelCall, error) {
+			axes, err := ReduceAxes(n)
+			if err != nil {
+				return nil, err
+			}
+			if len(axes) == 0 {
+				return nil, fmt.Errorf("a reduction over no axes is the identity; simplify removes it")
+			}
+			x := n.Args[0].Type.Shape
+			return &KernelCall{
+				Func:   "ReduceMean",
+				Params: &Struct{Type: "ReduceParams", Fields: []Field{{"Shape", runtimeShape(x)}, {"Axes", axes}, {"KeepDims", n.Attrs.(*ReduceAttrs).KeepDims}}},
+				HasN:   true, N: batchN(x),
+				Bufs:   []BufRef{R(0), A(0)},
+			}, nil
+		},
 		Cost:       elemCost(1),
 	})
 }

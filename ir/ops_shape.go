@@ -47,7 +47,7 @@ func init() {
 		NewAttrs: newAxis0Attrs,
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer: inferConcat, Fold: foldConcat, Canonicalize: canonAxis,
-		Kernel: "Concat", Cost: elemCost(0),
+		Kernel: "Concat", Call: callConcat, Cost: elemCost(0),
 	})
 	register(OpTranspose, OpDef{
 		Name: "Transpose", MinArgs: 1, MaxArgs: 1, Results: 1,
@@ -55,6 +55,15 @@ func init() {
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer: inferTranspose, Fold: foldTranspose, Canonicalize: canonTranspose,
 		Kernel: "Transpose", Cost: elemCost(0),
+		Call: func(n *Node) (*KernelCall, error) {
+			x := n.Args[0].Type.Shape
+			return &KernelCall{
+				Func:   "Transpose",
+				Params: &Struct{Type: "TransposeParams", Fields: []Field{{"Shape", runtimeShape(x)}, {"Perm", append([]int{}, TransposePerm(n)...)}}},
+				HasN:   true, N: batchN(x),
+				Bufs:   []BufRef{R(0), A(0)},
+			}, nil
+		},
 	})
 	register(OpGather, OpDef{
 		Name: "Gather", MinArgs: 2, MaxArgs: 2, Results: 1,
@@ -62,14 +71,14 @@ func init() {
 		MinStage: StageImported, MaxStage: StageTraining,
 		StaticArgs: 0b10,
 		Infer:      inferGather, Fold: foldGather, Canonicalize: canonAxis,
-		Kernel: "Gather", Cost: elemCost(0),
+		Kernel: "Gather", Call: callGather, Cost: elemCost(0),
 	})
 	register(OpSlice, OpDef{
 		Name: "Slice", MinArgs: 3, MaxArgs: 5, Results: 1,
 		MinStage: StageImported, MaxStage: StageTraining,
 		StaticArgs: 0b11110,
 		Infer:      inferSlice, Fold: foldSlice,
-		Kernel: "Slice", Cost: elemCost(0),
+		Kernel: "Slice", Call: callSlice, Cost: elemCost(0),
 	})
 	register(OpPad, OpDef{
 		Name: "Pad", MinArgs: 2, MaxArgs: 4, Results: 1,
@@ -77,7 +86,7 @@ func init() {
 		MinStage: StageImported, MaxStage: StageTraining,
 		StaticArgs: 0b1110,
 		Infer:      inferPad, Fold: foldPad,
-		Kernel: "Pad", Cost: elemCost(0),
+		Kernel: "Pad", Call: callPad, Cost: elemCost(0),
 	})
 	register(OpIdentity, OpDef{
 		Name: "Identity", MinArgs: 1, MaxArgs: 1, Results: 1,
@@ -866,4 +875,96 @@ func castInt(v int64, to DType) int64 {
 		return 0
 	}
 	return v
+}
+
+func callConcat(n *Node) (*KernelCall, error) {
+	shapes := make([][]int, len(n.Args))
+	bufs := []BufRef{R(0)}
+	for i, a := range n.Args {
+		shapes[i] = runtimeShape(a.Type.Shape)
+		bufs = append(bufs, A(i))
+	}
+	return &KernelCall{
+		Func:   "Concat",
+		Params: &Struct{Type: "ConcatParams", Fields: []Field{{"Shapes", shapes}, {"Axis", n.Attrs.(*AxisAttrs).Axis}}},
+		HasN:   true, N: batchN(n.Results[0].Type.Shape),
+		Bufs:   bufs,
+	}, nil
+}
+
+func callGather(n *Node) (*KernelCall, error) {
+	x := n.Args[0].Type.Shape
+	ax := n.Attrs.(*AxisAttrs).Axis
+	if ax < 0 {
+		ax += x.Rank()
+	}
+	ic := n.Args[1].Const
+	idx := make([]int, len(ic.I64))
+	for i, v := range ic.I64 {
+		if v < 0 {
+			v += int64(x[ax])
+		}
+		idx[i] = int(v)
+	}
+	return &KernelCall{
+		Func: "Gather",
+		Params: &Struct{Type: "GatherParams", Fields: []Field{
+			{"Shape", runtimeShape(x)}, {"Axis", ax}, {"Indices", idx}, {"IndicesShape", append([]int{}, ic.Shape...)},
+		}},
+		HasN: true, N: batchN(x),
+		Bufs: []BufRef{R(0), A(0)},
+	}, nil
+}
+
+// callSlice passes the slice resolved per axis, so that no INT64 sentinel
+// reaches generated code.
+func callSlice(n *Node) (*KernelCall, error) {
+	x := n.Args[0].Type.Shape
+	specs, err := SliceSpecs(n)
+	if err != nil {
+		return nil, err
+	}
+	var starts, ends, axes, steps []int
+	for ax, sp := range specs {
+		if x[ax] == BatchDim {
+			continue
+		}
+		end := sp.Start + sp.Count*sp.Step
+		if end < 0 {
+			// Past the front: ONNX adds the dimension to a negative end,
+			// so go far enough that the sum stays below zero.
+			end = -x[ax] - 1
+		}
+		starts, ends = append(starts, sp.Start), append(ends, end)
+		axes, steps = append(axes, ax), append(steps, sp.Step)
+	}
+	return &KernelCall{
+		Func: "Slice",
+		Params: &Struct{Type: "SliceParams", Fields: []Field{
+			{"Shape", runtimeShape(x)}, {"Starts", starts}, {"Ends", ends}, {"Axes", axes}, {"Steps", steps},
+		}},
+		HasN: true, N: batchN(x),
+		Bufs: []BufRef{R(0), A(0)},
+	}, nil
+}
+
+func callPad(n *Node) (*KernelCall, error) {
+	x := n.Args[0].Type.Shape
+	begin, end, err := PadAmounts(n)
+	if err != nil {
+		return nil, err
+	}
+	val, err := PadValue(n)
+	if err != nil {
+		return nil, err
+	}
+	mode := map[string]Sym{"constant": "PadConstant", "reflect": "PadReflect", "edge": "PadEdge"}[n.Attrs.(*PadAttrs).Mode]
+	return &KernelCall{
+		Func: "Pad",
+		Params: &Struct{Type: "PadParams", Fields: []Field{
+			{"Shape", runtimeShape(x)}, {"Pads", append(begin, end...)}, {"Mode", mode}, {"Value", f32(val)},
+		}},
+		HasN: true, N: batchN(x),
+		Bufs: []BufRef{R(0), A(0)},
+	}, nil
 }

@@ -72,7 +72,7 @@ func lex(s string) ([]token, error) {
 			u, _ := strconv.Unquote(q)
 			out = append(out, token{tString, u})
 			i += len(q)
-		case strings.IndexByte("=:,[]{}", c) >= 0:
+		case strings.IndexByte("=:,[]{}@", c) >= 0:
 			out = append(out, token{tPunct, string(c)})
 			i++
 		case isWordByte(c):
@@ -331,6 +331,10 @@ func (p *parser) header() error {
 			g.Opset = n
 		case "export_batch":
 			g.ExportBatch = n
+		case "arena":
+			g.Arena, g.Planned = n, true
+		case "fixed":
+			g.Fixed, g.Planned = n, true
 		default:
 			return fmt.Errorf("unknown graph field %q", key)
 		}
@@ -458,6 +462,16 @@ func (p *parser) node() error {
 			return err
 		}
 		results = append(results, v)
+		if t := p.peek(); t != nil && t.kind == tPunct && t.text == "@" {
+			p.pos++
+			w, err := p.word()
+			if err != nil {
+				return err
+			}
+			if v.Offset, err = strconv.Atoi(w); err != nil || v.Offset < 0 {
+				return fmt.Errorf("bad offset %q", w)
+			}
+		}
 		t, err := p.next()
 		if err != nil {
 			return err

@@ -33,6 +33,9 @@ func Format(g *Graph) string {
 	if g.ExportBatch != 0 {
 		fmt.Fprintf(&b, " export_batch=%d", g.ExportBatch)
 	}
+	if g.Planned {
+		fmt.Fprintf(&b, " arena=%d fixed=%d", g.Arena, g.Fixed)
+	}
 	b.WriteByte('\n')
 	for _, v := range g.Inputs {
 		fmt.Fprintf(&b, "input %s %s\n", valueDecl(v), strconv.Quote(v.Name))
@@ -53,7 +56,7 @@ func Format(g *Graph) string {
 		b.WriteByte('\n')
 	}
 	for _, n := range g.Nodes {
-		b.WriteString(FormatNode(n))
+		b.WriteString(formatNode(n, g.Planned))
 		b.WriteByte('\n')
 	}
 	for i, v := range g.Outputs {
@@ -63,13 +66,18 @@ func Format(g *Graph) string {
 }
 
 // FormatNode prints one node line, for dumps and error messages.
-func FormatNode(n *Node) string {
+func FormatNode(n *Node) string { return formatNode(n, false) }
+
+func formatNode(n *Node, withOffsets bool) string {
 	var b strings.Builder
 	for i, r := range n.Results {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(valueDecl(r))
+		if withOffsets && Root(r).Kind == KindResult {
+			b.WriteString("@" + strconv.Itoa(r.Offset))
+		}
 	}
 	b.WriteString(" = ")
 	b.WriteString(n.Op.String())

@@ -133,6 +133,11 @@ func (v *verifier) run() {
 			v.errf("v%d: recorded %d uses, counted %d", val.ID, val.uses, uses[val])
 		}
 	}
+	if g.Planned && len(v.errs) == 0 {
+		for _, err := range verifyPlan(g) {
+			v.errf("memory plan: %v", err)
+		}
+	}
 }
 
 func (v *verifier) node(n *Node, uses map[*Value]int, nodeIDs map[int]bool) {
@@ -182,6 +187,9 @@ func (v *verifier) node(n *Node, uses map[*Value]int, nodeIDs map[int]bool) {
 	}
 	if v.stage < StageTyped {
 		return
+	}
+	if n.Op == OpConv && n.Attrs.(*ConvAttrs).Act != "" && v.stage < StageLowered {
+		v.nodeErr(n, "fused activations appear only from stage lowered on")
 	}
 	if n.Op == OpConv && n.Attrs.(*ConvAttrs).AutoPad != "NOTSET" || (n.Op == OpMaxPool || n.Op == OpAveragePool) && n.Attrs.(*PoolAttrs).AutoPad != "NOTSET" {
 		v.nodeErr(n, "auto_pad must be resolved into pads")

@@ -104,6 +104,7 @@ func (p *Pipeline) Run(g *ir.Graph, c *Context, stopAfter string) error {
 	if stopAfter != "" && !p.Has(stopAfter) {
 		return fmt.Errorf("no pass named %q (passes: %s)", stopAfter, strings.Join(p.Names(), ", "))
 	}
+	stage := ir.StageImported
 	for _, ps := range p.passes {
 		if c.Disabled[ps.Name] {
 			for _, later := range p.passes {
@@ -118,8 +119,11 @@ func (p *Pipeline) Run(g *ir.Graph, c *Context, stopAfter string) error {
 		if err := runOne(ps, g, c); err != nil {
 			return err
 		}
+		// Stages only advance: a stage-agnostic pass such as dce declares
+		// the earliest stage it works at.
+		stage = max(stage, ps.Stage)
 		if !c.NoVerify {
-			if err := ir.Verify(g, ps.Stage); err != nil {
+			if err := ir.Verify(g, stage); err != nil {
 				return fmt.Errorf("after pass %s, the graph is invalid:\n%v", ps.Name, err)
 			}
 		}
@@ -148,7 +152,7 @@ func runOne(ps *Pass, g *ir.Graph, c *Context) (err error) {
 // Inference returns the passes that prepare an imported graph for inference
 // code generation, in order.
 func Inference() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, DCE}
+	return []*Pass{Cleanup, Fold, Simplify, BNFold, Fuse, DCE, Plan}
 }
 
 // Training returns the passes that prepare an imported graph for training.

@@ -1,13 +1,15 @@
-// Command smhgen compiles an ONNX model into Go.
+// Command smhgen compiles an ONNX model into a standalone Go package.
 //
 // Usage:
 //
-//	smhgen [flags] model.onnx
+//	smhgen [flags] model.onnx -o net.go
 //
-// With -emit=ir it prints the compiler's intermediate representation after
-// the pass pipeline (or after the pass named by -dump-after, "import" being
-// the frontend's output). Exit status is 0 on success, 1 when the model or
-// the compilation fails, 2 for bad usage.
+// writes net.go and the weights it embeds, net.weights. With -emit=ir it
+// prints the compiler's intermediate representation after the pass pipeline
+// instead (or after the pass named by -dump-after, "import" being the
+// frontend's output). With -check it writes nothing and exits 1 when the
+// files on disk differ from what it would write. Exit status is 0 on
+// success, 1 when the model or the compilation fails, 2 for bad usage.
 package main
 
 import (
@@ -17,8 +19,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/smhgen/smhgen/codegen"
 	"github.com/smhgen/smhgen/frontends/onnx"
 	"github.com/smhgen/smhgen/internal/atomicfile"
 	"github.com/smhgen/smhgen/ir"
@@ -36,10 +40,12 @@ func (e usageError) Error() string { return e.msg }
 
 type config struct {
 	out       string
+	pkg       string
 	emit      string
 	dumpAfter string
 	maxParams int64
 	verbose   bool
+	check     bool
 	model     string
 }
 
@@ -49,8 +55,10 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("smhgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.out, "o", "", "write the output to `file` (atomically) instead of standard output")
-	fs.StringVar(&c.emit, "emit", "ir", "what to emit: ir (the IR text after the pipeline)")
+	fs.StringVar(&c.out, "o", "", "write the Go source to `file` and its weights next to it (required for -emit=go; standard output for -emit=ir)")
+	fs.StringVar(&c.pkg, "pkg", "", "the generated package's `name` (default: from the output's directory)")
+	fs.StringVar(&c.emit, "emit", "go", "what to emit: go (a package), or ir (the IR text after the pipeline)")
+	fs.BoolVar(&c.check, "check", false, "write nothing; exit 1 if the output files are not what smhgen would write")
 	fs.StringVar(&c.dumpAfter, "dump-after", "", "emit the IR after `pass` and stop (\"import\" for the frontend's output)")
 	fs.Int64Var(&c.maxParams, "max-params", onnx.DefaultMaxElems, "refuse tensors with more than `n` elements")
 	fs.BoolVar(&c.verbose, "v", false, "log the rewrites passes make to standard error")
@@ -77,8 +85,36 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, usageError{fmt.Sprintf("want one model file, have %d arguments", len(pos))}
 	}
 	c.model = pos[0]
-	if c.emit != "ir" {
-		return nil, usageError{fmt.Sprintf("-emit=%s: only ir is supported", c.emit)}
+	switch c.emit {
+	case "go":
+		if c.dumpAfter != "" {
+			return nil, usageError{"-dump-after needs -emit=ir"}
+		}
+		if c.out == "" {
+			return nil, usageError{"-emit=go needs -o file.go"}
+		}
+		if !strings.HasSuffix(c.out, ".go") {
+			return nil, usageError{fmt.Sprintf("-o %s: the output must be a .go file", c.out)}
+		}
+		if c.pkg == "" {
+			dir, err := filepath.Abs(filepath.Dir(c.out))
+			if err != nil {
+				return nil, err
+			}
+			c.pkg = codegen.PackageName(filepath.Base(dir))
+		}
+		if !codegen.IsIdentifier(c.pkg) {
+			return nil, usageError{fmt.Sprintf("-pkg %q is not a Go identifier", c.pkg)}
+		}
+	case "ir":
+		if c.pkg != "" {
+			return nil, usageError{"-pkg needs -emit=go"}
+		}
+	default:
+		return nil, usageError{fmt.Sprintf("-emit=%s: want go or ir", c.emit)}
+	}
+	if c.check && c.out == "" {
+		return nil, usageError{"-check needs -o"}
 	}
 	if c.maxParams <= 0 {
 		return nil, usageError{"-max-params must be positive"}
@@ -96,7 +132,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "smhgen: %v\n", err)
 		return 2
 	}
-	out, err := compile(c, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "smhgen: %v\n", err)
+		return 1
+	}
+	files, err := compile(c, stderr)
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "smhgen: %v\n", err)
 		return 2
@@ -106,20 +146,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if c.out == "" {
-		if _, err := stdout.Write(out); err != nil {
+		if _, err := stdout.Write(files[0].data); err != nil {
 			fmt.Fprintf(stderr, "smhgen: %v\n", err)
 			return 1
 		}
 		return 0
 	}
-	if err := atomicfile.WriteFile(c.out, out, 0o644); err != nil {
-		fmt.Fprintf(stderr, "smhgen: %v\n", err)
-		return 1
+	if c.check {
+		stale := false
+		for _, f := range files {
+			old, err := os.ReadFile(f.path)
+			if err != nil || !bytes.Equal(old, f.data) {
+				fmt.Fprintf(stderr, "smhgen: %s is out of date with %s; run smhgen again\n", f.path, c.model)
+				stale = true
+			}
+		}
+		if stale {
+			return 1
+		}
+		return 0
+	}
+	// Each file is replaced atomically; the weights go first, so a failure
+	// in between leaves new weights that the old source refuses loudly
+	// (their size and checksum are compiled in) rather than misreads.
+	for i := len(files) - 1; i >= 0; i-- {
+		if err := atomicfile.WriteFile(files[i].path, files[i].data, 0o644); err != nil {
+			fmt.Fprintf(stderr, "smhgen: %v\n", err)
+			return 1
+		}
 	}
 	return 0
 }
 
-func compile(c *config, stderr io.Writer) ([]byte, error) {
+type outFile struct {
+	path string
+	data []byte
+}
+
+func compile(c *config, stderr io.Writer) ([]outFile, error) {
 	pipe, err := passes.NewPipeline(passes.Inference()...)
 	if err != nil {
 		return nil, err
@@ -135,7 +199,7 @@ func compile(c *config, stderr io.Writer) ([]byte, error) {
 		if err := ir.Verify(g, ir.StageImported); err != nil {
 			return nil, fmt.Errorf("the imported graph is invalid:\n%v", err)
 		}
-		return []byte(ir.Format(g)), nil
+		return []outFile{{c.out, []byte(ir.Format(g))}}, nil
 	}
 	ctx := &passes.Context{}
 	if c.verbose {
@@ -144,9 +208,17 @@ func compile(c *config, stderr io.Writer) ([]byte, error) {
 	if err := pipe.Run(g, ctx, c.dumpAfter); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := ir.Print(&buf, g); err != nil {
+	if c.emit == "ir" {
+		return []outFile{{c.out, []byte(ir.Format(g))}}, nil
+	}
+	weights := strings.TrimSuffix(c.out, ".go") + ".weights"
+	out, err := codegen.Generate(g, codegen.Options{
+		Package:     c.pkg,
+		Source:      filepath.Base(c.model),
+		WeightsFile: filepath.Base(weights),
+	})
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return []outFile{{c.out, out.Go}, {weights, out.Weights}}, nil
 }

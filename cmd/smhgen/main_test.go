@@ -95,7 +95,11 @@ func TestEveryStageRoundTrips(t *testing.T) {
 			g, err := onnx.ImportFile(f, onnx.Options{})
 			require.NoError(t, err)
 			check(t, ir.StageImported, g)
-			ctx := &passes.Context{AfterPass: func(pass string, g *ir.Graph) { check(t, stages[pass], g) }}
+			stage := ir.StageImported
+			ctx := &passes.Context{AfterPass: func(pass string, g *ir.Graph) {
+				stage = max(stage, stages[pass])
+				check(t, stage, g)
+			}}
 			require.NoError(t, pl.Run(g, ctx, ""))
 		})
 	}
@@ -120,7 +124,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"two models", []string{lenet, lenet}, 2, []string{"want one model file, have 2"}},
 		{"unknown flag", []string{"-frob", lenet}, 2, []string{"flag provided but not defined: -frob"}},
 		{"bad emit", []string{"-emit=go", lenet}, 2, []string{"-emit=go: only ir"}},
-		{"bad dump-after", []string{"-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, dce"}},
+		{"bad dump-after", []string{"-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, fuse, dce, plan"}},
 		{"missing file", []string{"nosuch.onnx"}, 1, []string{"nosuch.onnx", "no such file"}},
 		{"unsupported op", []string{filepath.Join(modelDir, "bad_unsupported_op.onnx")}, 1, []string{"bad_unsupported_op.onnx", `node "lstm_0" (LSTM, opset 14): unsupported op`}},
 		{"limit", []string{"-max-params", "1000", lenet}, 1, []string{"lenet5.onnx", "exceed the limit of 1000"}},

@@ -258,6 +258,12 @@ func conv(at *ir.ConvAttrs, x, w, b *Tensor) *Tensor {
 							}
 						}
 					}
+					switch at.Act {
+					case "relu":
+						acc = math.Max(acc, 0)
+					case "clip":
+						acc = math.Max(float64(at.ActMin), math.Min(float64(at.ActMax), acc))
+					}
 					y.Data[((s*k+o)*oh+i)*ow+j] = acc
 				}
 			}
