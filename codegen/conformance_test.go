@@ -198,7 +198,26 @@ func TestConformance(t *testing.T) {
 		fmt.Fprintf(&imports, "\t%q\n", "conformance/"+pkg)
 		fmt.Fprintf(&entries, "\t{%q, func() model { return %s.New() }},\n", name, pkg)
 	}
+	// A graph whose names are hostile and whose constants have no Go
+	// literal: it must compile, vet clean and compute what the IR
+	// interpreter computes.
+	g, in, want := hostileGraph(t)
+	out, err := Generate(g, Options{Package: "hostile", Source: "evil\n//go:generate rm -rf /.onnx", WeightsFile: "hostile.weights"})
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "hostile"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostile", "hostile.go"), out.Go, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostile", "hostile.weights"), out.Weights, 0o644))
+	writeFloats(t, filepath.Join(dir, "hostile.in"), in)
+	writeFloats(t, filepath.Join(dir, "hostile.want"), want)
+	fmt.Fprintf(&imports, "\t%q\n", "conformance/hostile")
+	fmt.Fprintf(&entries, "\t{%q, func() model { return hostile.New() }},\n", "hostile")
+
 	src := fmt.Sprintf(conformanceMain, imports.String(), entries.String())
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "conformance_test.go"), []byte(src), 0o644))
+	vet := exec.Command("go", "vet", "./...")
+	vet.Dir = dir
+	vet.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	b, err := vet.CombinedOutput()
+	require.NoError(t, err, "go vet on generated code:\n%s", b)
 	goTest(t, dir, "-v", ".")
 }

@@ -221,10 +221,10 @@ func (e *emitter) file() ([]byte, error) {
 					jen.Len(jen.Id("x")), jen.Id("batch").Op("*").Id("InputSize"), jen.Id("batch"), jen.Id("InputSize"))),
 			),
 		}
-		doc(f, "Forward runs inference on batch samples laid out one after the other in x\n" +
-			"// (NCHW for image models) and returns OutputSize values per sample. The\n" +
-			"// returned slice belongs to the model and is overwritten by the next call;\n" +
-			"// copy it to keep it. After the first call at a given batch size, Forward\n" +
+		doc(f, "Forward runs inference on batch samples laid out one after the other in x\n"+
+			"// (NCHW for image models) and returns OutputSize values per sample. The\n"+
+			"// returned slice belongs to the model and is overwritten by the next call;\n"+
+			"// copy it to keep it. After the first call at a given batch size, Forward\n"+
 			"// allocates nothing.")
 		f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Forward").Params(jen.Id("x").Index().Float32(), jen.Id("batch").Int()).
 			Params(jen.Index().Float32(), jen.Error()).Block(append(append(checks, run...), jen.Return(outs[0], jen.Nil()))...)
@@ -251,8 +251,8 @@ func (e *emitter) file() ([]byte, error) {
 		for i, o := range outs {
 			sets = append(sets, jen.Id("m").Dot("outs").Index(jen.Lit(i)).Op("=").Add(o))
 		}
-		doc(f, "ForwardAll runs inference on batch samples of each input and returns the\n" +
-			"// outputs in the order OutputShapes lists them. The returned slices belong\n" +
+		doc(f, "ForwardAll runs inference on batch samples of each input and returns the\n"+
+			"// outputs in the order OutputShapes lists them. The returned slices belong\n"+
 			"// to the model and are overwritten by the next call.")
 		f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("ForwardAll").Params(jen.Id("inputs").Index().Index().Float32(), jen.Id("batch").Int()).
 			Params(jen.Index().Index().Float32(), jen.Error()).Block(append(append(append(checks, run...), sets...), jen.Return(jen.Id("m").Dot("outs"), jen.Nil()))...)
@@ -285,7 +285,7 @@ func (e *emitter) weightsDecoder(f *jen.File) {
 		jen.Id("weightsOnce").Dot("Do").Call(jen.Func().Params().Block(
 			jen.Id("b").Op(":=").Id("weightsBlob"),
 			jen.If(jen.Len(jen.Id("b")).Op("<").Lit(weightsHeader).Op("||").String().Parens(jen.Id("b").Index(jen.Empty().Op(":").Lit(len(WeightsMagic)))).Op("!=").Lit(WeightsMagic)).Block(
-				jen.Panic(jen.Lit(pkg + ": " + e.opts.WeightsFile + " is not a weights file for this package")),
+				jen.Panic(jen.Lit(pkg+": "+e.opts.WeightsFile+" is not a weights file for this package")),
 			),
 			jen.Id("data").Op(":=").Id("b").Index(jen.Lit(weightsHeader).Op(":")),
 			jen.If(
@@ -293,7 +293,7 @@ func (e *emitter) weightsDecoder(f *jen.File) {
 					Len(jen.Id("data")).Op("!=").Lit(4).Op("*").Id("numWeights").Op("||").
 					Qual("hash/crc32", "ChecksumIEEE").Call(jen.Id("data")).Op("!=").Qual("encoding/binary", "LittleEndian").Dot("Uint32").Call(jen.Id("b").Index(jen.Lit(16).Op(":"))),
 			).Block(
-				jen.Panic(jen.Lit(pkg + ": " + e.opts.WeightsFile + " is corrupt or from another build of this package")),
+				jen.Panic(jen.Lit(pkg+": "+e.opts.WeightsFile+" is corrupt or from another build of this package")),
 			),
 			jen.Id("weightsData").Op("=").Make(jen.Index().Float32(), jen.Id("numWeights")),
 			jen.For(jen.Id("i").Op(":=").Range().Id("weightsData")).Block(
@@ -311,7 +311,6 @@ func perSampleShape(s ir.Shape) []int {
 	}
 	return append([]int{}, s...)
 }
-
 
 // doc writes a comment of one or more lines before the next declaration,
 // after a blank line.

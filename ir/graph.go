@@ -100,9 +100,9 @@ type Graph struct {
 	// arena for values without a batch dimension.
 	Planned      bool
 	Arena, Fixed int
-	Params      []*Value
-	Consts      []*Value
-	Nodes       []*Node
+	Params       []*Value
+	Consts       []*Value
+	Nodes        []*Node
 
 	nextValue int
 	nextNode  int

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,15 +65,80 @@ func TestGoldenIR(t *testing.T) {
 	}
 }
 
+// TestGoldenGo holds the Go source generated for every fixture, byte for
+// byte (testdata/golden/NAME.go.golden; -update rewrites them), and checks
+// that generating twice gives identical source and weights.
+func TestGoldenGo(t *testing.T) {
+	for _, f := range fixtures(t) {
+		name := strings.TrimSuffix(filepath.Base(f), ".onnx")
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "net.go")
+			code, _, errs := smhgen("-pkg", "net", "-o", out, f)
+			require.Equal(t, 0, code, errs)
+			src, err := os.ReadFile(out)
+			require.NoError(t, err)
+			weights, err := os.ReadFile(filepath.Join(dir, "net.weights"))
+			require.NoError(t, err)
+
+			code, _, errs = smhgen("-pkg", "net", "-o", out, f)
+			require.Equal(t, 0, code, errs)
+			src2, _ := os.ReadFile(out)
+			weights2, _ := os.ReadFile(filepath.Join(dir, "net.weights"))
+			require.Equal(t, src, src2, "generation is not deterministic")
+			require.Equal(t, weights, weights2, "weights are not deterministic")
+
+			fset := token.NewFileSet()
+			af, err := parser.ParseFile(fset, out, src, parser.ParseComments)
+			require.NoError(t, err)
+			assert.True(t, ast.IsGenerated(af), "the file is not marked generated")
+
+			golden := filepath.Join(goldenDir, name+".go.golden")
+			if *update {
+				require.NoError(t, os.WriteFile(golden, src, 0o644))
+				return
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run go test ./cmd/smhgen -update to create it")
+			assert.Equal(t, string(want), string(src))
+		})
+	}
+}
+
 // TestGoldenFilesHaveFixtures keeps testdata/golden free of stale files.
 func TestGoldenFilesHaveFixtures(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(goldenDir, "*.ir"))
+	files, err := filepath.Glob(filepath.Join(goldenDir, "*"))
 	require.NoError(t, err)
 	for _, g := range files {
-		m := filepath.Join(modelDir, strings.TrimSuffix(filepath.Base(g), ".ir")+".onnx")
-		_, err := os.Stat(m)
+		base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(g), ".ir"), ".go.golden")
+		_, err := os.Stat(filepath.Join(modelDir, base+".onnx"))
 		assert.NoError(t, err, "golden file %s has no model", g)
 	}
+}
+
+// TestCheck: -check passes on fresh output, fails on stale or missing files
+// and writes nothing.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "lenet.go")
+	lenet := filepath.Join(modelDir, "lenet5.onnx")
+	code, _, errs := smhgen("-check", "-o", out, lenet)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "lenet.go is out of date")
+	_, err := os.Stat(out)
+	assert.True(t, os.IsNotExist(err), "-check wrote a file")
+
+	code, _, errs = smhgen("-o", out, lenet)
+	require.Equal(t, 0, code, errs)
+	code, _, errs = smhgen("-check", "-o", out, lenet)
+	assert.Equal(t, 0, code, errs)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lenet.weights"), []byte("stale"), 0o644))
+	code, _, errs = smhgen("-check", "-o", out, lenet)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "lenet.weights is out of date")
+	b, _ := os.ReadFile(filepath.Join(dir, "lenet.weights"))
+	assert.Equal(t, "stale", string(b), "-check rewrote a file")
 }
 
 // TestEveryStageRoundTrips prints each fixture's graph after import and after
@@ -105,13 +173,6 @@ func TestEveryStageRoundTrips(t *testing.T) {
 	}
 }
 
-func TestDeterministic(t *testing.T) {
-	f := filepath.Join(modelDir, "mobilenetv3_tiny_bn.onnx")
-	_, a, _ := smhgen(f)
-	_, b, _ := smhgen(f)
-	assert.Equal(t, a, b)
-}
-
 func TestExitCodesAndMessages(t *testing.T) {
 	lenet := filepath.Join(modelDir, "lenet5.onnx")
 	for _, c := range []struct {
@@ -121,13 +182,17 @@ func TestExitCodesAndMessages(t *testing.T) {
 		want []string
 	}{
 		{"no model", nil, 2, []string{"want one model file"}},
-		{"two models", []string{lenet, lenet}, 2, []string{"want one model file, have 2"}},
-		{"unknown flag", []string{"-frob", lenet}, 2, []string{"flag provided but not defined: -frob"}},
-		{"bad emit", []string{"-emit=go", lenet}, 2, []string{"-emit=go: only ir"}},
-		{"bad dump-after", []string{"-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, fuse, dce, plan"}},
-		{"missing file", []string{"nosuch.onnx"}, 1, []string{"nosuch.onnx", "no such file"}},
-		{"unsupported op", []string{filepath.Join(modelDir, "bad_unsupported_op.onnx")}, 1, []string{"bad_unsupported_op.onnx", `node "lstm_0" (LSTM, opset 14): unsupported op`}},
-		{"limit", []string{"-max-params", "1000", lenet}, 1, []string{"lenet5.onnx", "exceed the limit of 1000"}},
+		{"two models", []string{"-emit=ir", lenet, lenet}, 2, []string{"want one model file, have 2"}},
+		{"unknown flag", []string{"-frob", "-emit=ir", lenet}, 2, []string{"flag provided but not defined: -frob"}},
+		{"bad emit", []string{"-emit=c", lenet}, 2, []string{"-emit=c: want go or ir"}},
+		{"go needs -o", []string{lenet}, 2, []string{"-emit=go needs -o file.go"}},
+		{"output not .go", []string{"-o", "net.txt", lenet}, 2, []string{"must be a .go file"}},
+		{"bad package", []string{"-pkg", "func", "-o", "x.go", lenet}, 2, []string{`-pkg "func" is not a Go identifier`}},
+		{"dump-after with go", []string{"-dump-after=fold", "-o", "x.go", lenet}, 2, []string{"-dump-after needs -emit=ir"}},
+		{"bad dump-after", []string{"-emit=ir", "-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, fuse, dce, plan"}},
+		{"missing file", []string{"-emit=ir", "nosuch.onnx"}, 1, []string{"nosuch.onnx", "no such file"}},
+		{"unsupported op", []string{"-emit=ir", filepath.Join(modelDir, "bad_unsupported_op.onnx")}, 1, []string{"bad_unsupported_op.onnx", `node "lstm_0" (LSTM, opset 14): unsupported op`}},
+		{"limit", []string{"-emit=ir", "-max-params", "1000", lenet}, 1, []string{"lenet5.onnx", "exceed the limit of 1000"}},
 		{"help", []string{"-h"}, 0, []string{"usage: smhgen"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -142,11 +207,11 @@ func TestExitCodesAndMessages(t *testing.T) {
 
 func TestFlagsAfterModelAndDumpAfter(t *testing.T) {
 	lenet := filepath.Join(modelDir, "lenet5.onnx")
-	code, out, errs := smhgen(lenet, "-dump-after", "import")
+	code, out, errs := smhgen(lenet, "-emit=ir", "-dump-after", "import")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "= Conv")
 	assert.Contains(t, out, "v23:? = Gemm") // untyped before shape inference
-	code, out, errs = smhgen(lenet, "-dump-after=fold", "-v")
+	code, out, errs = smhgen(lenet, "-dump-after=fold", "-emit=ir", "-v")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "f32[N,400] = Reshape")
 	assert.Contains(t, errs, "starts with the export batch 2")
@@ -157,13 +222,13 @@ func TestFlagsAfterModelAndDumpAfter(t *testing.T) {
 func TestOutputIsAtomic(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "net.ir")
-	code, _, errs := smhgen("-o", out, filepath.Join(modelDir, "lenet5.onnx"))
+	code, _, errs := smhgen("-emit=ir", "-o", out, filepath.Join(modelDir, "lenet5.onnx"))
 	require.Equal(t, 0, code, errs)
 	good, err := os.ReadFile(out)
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(good), `graph "lenet5"`))
 
-	code, _, _ = smhgen("-o", out, filepath.Join(modelDir, "bad_unsupported_op.onnx"))
+	code, _, _ = smhgen("-emit=ir", "-o", out, filepath.Join(modelDir, "bad_unsupported_op.onnx"))
 	require.Equal(t, 1, code)
 	after, err := os.ReadFile(out)
 	require.NoError(t, err)
