@@ -114,7 +114,7 @@ func init() {
 					Func:   b.kernel,
 					Params: &Struct{Type: "BroadcastParams", Fields: []Field{{"A", runtimeShape(n.Args[0].Type.Shape)}, {"B", runtimeShape(n.Args[1].Type.Shape)}}},
 					HasN:   true, N: batchN(n.Results[0].Type.Shape),
-					Bufs:   []BufRef{R(0), A(0), A(1)},
+					Bufs: []BufRef{R(0), A(0), A(1)},
 				}, nil
 			},
 			Cost: elemCost(1),

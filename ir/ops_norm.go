@@ -62,7 +62,7 @@ func init() {
 					Func:   s.kernel,
 					Params: &Struct{Type: "SoftmaxParams", Fields: []Field{{"Outer", outer}, {"Inner", x[ax]}}},
 					HasN:   true, N: batchN(x),
-					Bufs:   []BufRef{R(0), A(0)},
+					Bufs: []BufRef{R(0), A(0)},
 				}, nil
 			},
 			Cost: elemCost(5),

@@ -29,7 +29,7 @@ func init() {
 				Func:   "GlobalAveragePool",
 				Params: &Struct{Type: "ChannelParams", Fields: []Field{{"C", x[1]}, {"Spatial", x[2] * x[3]}}},
 				HasN:   true, N: batchN(x),
-				Bufs:   []BufRef{R(0), A(0)},
+				Bufs: []BufRef{R(0), A(0)},
 			}, nil
 		},
 		Cost: func(n *Node) Cost {
@@ -93,10 +93,10 @@ func init() {
 				Func:   "ReduceMean",
 				Params: &Struct{Type: "ReduceParams", Fields: []Field{{"Shape", runtimeShape(x)}, {"Axes", axes}, {"KeepDims", n.Attrs.(*ReduceAttrs).KeepDims}}},
 				HasN:   true, N: batchN(x),
-				Bufs:   []BufRef{R(0), A(0)},
+				Bufs: []BufRef{R(0), A(0)},
 			}, nil
 		},
-		Cost:       elemCost(1),
+		Cost: elemCost(1),
 	})
 }
 

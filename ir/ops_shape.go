@@ -61,7 +61,7 @@ func init() {
 				Func:   "Transpose",
 				Params: &Struct{Type: "TransposeParams", Fields: []Field{{"Shape", runtimeShape(x)}, {"Perm", append([]int{}, TransposePerm(n)...)}}},
 				HasN:   true, N: batchN(x),
-				Bufs:   []BufRef{R(0), A(0)},
+				Bufs: []BufRef{R(0), A(0)},
 			}, nil
 		},
 	})
@@ -888,7 +888,7 @@ func callConcat(n *Node) (*KernelCall, error) {
 		Func:   "Concat",
 		Params: &Struct{Type: "ConcatParams", Fields: []Field{{"Shapes", shapes}, {"Axis", n.Attrs.(*AxisAttrs).Axis}}},
 		HasN:   true, N: batchN(n.Results[0].Type.Shape),
-		Bufs:   bufs,
+		Bufs: bufs,
 	}, nil
 }
 
