@@ -417,3 +417,30 @@ func ChannelAffine(p *ChannelParams, n int, y, x, mul, add []float32) {
 	t.mul, t.add = nnNeed(k, "mul", mul, p.C), nnNeed(k, "add", add, p.C)
 	ParallelFor(n*p.C, max(1, (1<<15)/p.Spatial), t)
 }
+
+// BatchNormUpdateRunning applies a training step's batch statistics to the
+// running mean and variance, as BatchNormTraining does when given running
+// buffers: running = (1-Momentum)·running + Momentum·batch, with the
+// unbiased batch variance (times M/(M-1), M = n·Spatial). It takes the
+// variance back from savedInvStd, so a step can run BatchNormTraining
+// without running buffers and commit the statistics only once it knows the
+// step succeeded.
+func BatchNormUpdateRunning(p *BatchNormParams, n int, runningMean, runningVar, savedMean, savedInvStd []float32) {
+	const k = "BatchNormUpdateRunning"
+	p.check(k, n)
+	C := p.C
+	rm, rv := nnNeed(k, "runningMean", runningMean, C), nnNeed(k, "runningVar", runningVar, C)
+	sm, si := nnNeed(k, "savedMean", savedMean, C), nnNeed(k, "savedInvStd", savedInvStd, C)
+	M := n * p.Spatial
+	unbias := 1.0
+	if M > 1 {
+		unbias = float64(M) / float64(M-1)
+	}
+	mom := float64(p.Momentum)
+	for c := 0; c < C; c++ {
+		inv := float64(si[c])
+		v := max(1/(inv*inv)-float64(p.Epsilon), 0)
+		rm[c] = float32((1-mom)*float64(rm[c]) + mom*float64(sm[c]))
+		rv[c] = float32((1-mom)*float64(rv[c]) + mom*v*unbias)
+	}
+}

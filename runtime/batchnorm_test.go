@@ -205,3 +205,29 @@ func TestBatchNormNoAllocs(t *testing.T) {
 	require.NoError(t, cp.Init())
 	nntNoAllocs(t, "ChannelAffine", func() { ChannelAffine(cp, n, y, x, scale, bias) })
 }
+
+// TestBatchNormUpdateRunningMatchesTraining: committing the statistics
+// afterwards gives what BatchNormTraining gives with running buffers.
+func TestBatchNormUpdateRunningMatchesTraining(t *testing.T) {
+	rng := nntRand(11)
+	p := BatchNormParams{C: 3, Spatial: 5, Epsilon: 1e-5, Momentum: 0.1}
+	require.NoError(t, p.Init())
+	n := 4
+	x := make([]float32, n*15)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64()*2 + 1)
+	}
+	scale, bias := []float32{1, 2, 3}, []float32{0, 1, -1}
+	y := make([]float32, len(x))
+	mean, inv := make([]float32, 3), make([]float32, 3)
+	rm1, rv1 := []float32{0.5, -1, 2}, []float32{1, 2, 0.5}
+	rm2, rv2 := append([]float32{}, rm1...), append([]float32{}, rv1...)
+	BatchNormTraining(&p, n, y, mean, inv, rm1, rv1, x, scale, bias)
+	BatchNormTraining(&p, n, y, mean, inv, nil, nil, x, scale, bias)
+	BatchNormUpdateRunning(&p, n, rm2, rv2, mean, inv)
+	for c := 0; c < 3; c++ {
+		require.InDelta(t, rm1[c], rm2[c], 1e-6)
+		require.InDelta(t, rv1[c], rv2[c], 1e-5*float64(rv1[c]))
+	}
+	require.Zero(t, testing.AllocsPerRun(10, func() { BatchNormUpdateRunning(&p, n, rm2, rv2, mean, inv) }))
+}
