@@ -156,6 +156,17 @@ func (g *Graph) AddOutput(name string, v *Value) {
 	v.uses++
 }
 
+// SetOutputs replaces the graph outputs.
+func (g *Graph) SetOutputs(names []string, vs []*Value) {
+	for _, o := range g.Outputs {
+		o.uses--
+	}
+	g.Outputs, g.OutputNames = nil, nil
+	for i, v := range vs {
+		g.AddOutput(names[i], v)
+	}
+}
+
 // Builder adds nodes to a graph at one insertion point: the end, or before a
 // given node. It is the only way passes create nodes, so use counts and
 // topological order stay right.
@@ -298,7 +309,7 @@ func (g *Graph) RemoveDead() int {
 	removed := 0
 	for i := len(g.Nodes) - 1; i >= 0; i-- {
 		n := g.Nodes[i]
-		dead := true
+		dead := !n.Op.Def().SideEffect
 		for _, r := range n.Results {
 			if r.uses != 0 {
 				dead = false

@@ -21,7 +21,10 @@ type KernelCall struct {
 	Params *Struct
 	HasN   bool
 	N      int
-	Bufs   []BufRef
+	// HasStep passes the model's training step counter (a uint64) after
+	// n, for kernels whose randomness depends on it (dropout masks).
+	HasStep bool
+	Bufs    []BufRef
 }
 
 // RuntimeBatch as KernelCall.N passes the batch size generated code
@@ -54,6 +57,10 @@ type Field struct {
 // Sym names an exported identifier of the runtime package, such as
 // EpilogueRelu.
 type Sym string
+
+// SeedOffset as a field value is the model's seed (chosen when the model is
+// created) plus this offset, so that each random op draws its own stream.
+type SeedOffset uint64
 
 // BufRef names one buffer argument of a kernel call.
 type BufRef struct {

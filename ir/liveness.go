@@ -19,12 +19,19 @@ func Lifetimes(g *Graph) []*Lifetime {
 	byRoot := map[*Value]*Lifetime{}
 	var out []*Lifetime
 	for i, n := range g.Nodes {
+		end := i
+		if n.Op.Def().SideEffect {
+			// Side effects may be carried out together at the end (one
+			// optimizer step for every update), so their operands live
+			// through it.
+			end = len(g.Nodes)
+		}
 		for _, a := range n.Args {
 			if a == nil {
 				continue
 			}
 			if lt := byRoot[Root(a)]; lt != nil {
-				lt.End = max(lt.End, i)
+				lt.End = max(lt.End, end)
 			}
 		}
 		for _, r := range n.Results {

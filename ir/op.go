@@ -55,6 +55,35 @@ const (
 	OpConstantOfShape
 	OpCast
 
+	// Training ops: the train-mode forward of BatchNorm, backward kernels,
+	// the loss and parameter updates (ops_train.go).
+	OpBatchNormTrain
+	OpBatchNormRunningUpdate
+	OpSoftmaxCrossEntropy
+	OpUpdate
+	OpConvGradInput
+	OpConvGradFilter
+	OpConvGradBias
+	OpGemmGrad
+	OpMatMulGrad
+	OpBatchNormGrad
+	OpReluGrad
+	OpClipGrad
+	OpSigmoidGrad
+	OpHardSigmoidGrad
+	OpHardSwishGrad
+	OpBroadcastGrad
+	OpMaxPoolGrad
+	OpAveragePoolGrad
+	OpGlobalAveragePoolGrad
+	OpPadGrad
+	OpSliceGrad
+	OpGatherGrad
+	OpReduceMeanGrad
+	OpSoftmaxGrad
+	OpLogSoftmaxGrad
+	OpDropoutGrad
+
 	numOps
 )
 
@@ -104,9 +133,10 @@ type Cost struct {
 }
 
 // GradFunc builds the backward nodes of n with b, given the gradients of its
-// results (nil where a result has none), and returns the gradient of each
-// argument (nil where an argument is not differentiable).
-type GradFunc func(b *Builder, n *Node, dResults []*Value) ([]*Value, error)
+// results (nil where a result has none) and which arguments need a gradient
+// (those a trainable parameter flows into), and returns the gradient of each
+// argument it was asked for (nil elsewhere).
+type GradFunc func(b *Builder, n *Node, dResults []*Value, need []bool) ([]*Value, error)
 
 // OpDef is everything the compiler knows about an op.
 type OpDef struct {
@@ -143,6 +173,10 @@ type OpDef struct {
 	Call func(n *Node) (*KernelCall, error)
 	// View ops reinterpret their first argument's buffer without copying.
 	View bool
+	// SideEffect ops have no results and act on state (an optimizer
+	// update, running statistics): dead-code removal keeps them, and their
+	// arguments stay live to the end of the program.
+	SideEffect bool
 	// Grad is the reverse-mode rule; nil for ops that are not differentiable
 	// or whose rule the training pipeline does not yet provide.
 	Grad GradFunc
@@ -155,6 +189,11 @@ var opTable [numOps]OpDef
 func register(op Op, d OpDef) {
 	if opTable[op].Name != "" {
 		panic("ir: op registered twice: " + d.Name)
+	}
+	// grads.go may have attached the gradient rule first: package init
+	// order follows file names.
+	if d.Grad == nil {
+		d.Grad = opTable[op].Grad
 	}
 	opTable[op] = d
 }

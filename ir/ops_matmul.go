@@ -110,8 +110,22 @@ func costMatMul(n *Node) Cost {
 }
 
 func callGemm(n *Node) (*KernelCall, error) {
-	a := n.Attrs.(*GemmAttrs)
-	sa, sb := n.Args[0].Type.Shape, n.Args[1].Type.Shape
+	var sc Shape
+	if c := n.Arg(2); c != nil {
+		sc = c.Type.Shape
+	}
+	p, nArg, err := gemmParams(n.Attrs.(*GemmAttrs), n.Args[0].Type.Shape, n.Args[1].Type.Shape, sc, n.Arg(2) != nil)
+	if err != nil {
+		return nil, err
+	}
+	return &KernelCall{Func: "Gemm", Params: p, HasN: true, N: nArg,
+		Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2)}}, nil
+}
+
+// gemmParams is the runtime's GemmParams for a Gemm of A (sa), B (sb) and,
+// when hasC, C (sc), and the n to pass: the batch when A's rows are the
+// batch, 1 otherwise.
+func gemmParams(a *GemmAttrs, sa, sb, sc Shape, hasC bool) (*Struct, int, error) {
 	rows, k := sa[0], sa[1]
 	if a.TransA {
 		rows, k = k, rows
@@ -125,32 +139,26 @@ func callGemm(n *Node) (*KernelCall, error) {
 		m, nArg = 1, RuntimeBatch
 	}
 	bias := "BiasNone"
-	if c := n.Arg(2); c != nil {
-		cs := c.Type.Shape
+	if hasC {
 		switch {
-		case cs.HasBatch():
-			return nil, fmt.Errorf("a batched C %v is not supported", cs)
-		case cs.Static() == 1:
+		case sc.HasBatch():
+			return nil, 0, fmt.Errorf("a batched C %v is not supported", sc)
+		case sc.Static() == 1:
 			bias = "BiasScalar"
-		case cs.Equal(Shape{cols}) || cs.Equal(Shape{1, cols}):
+		case sc.Equal(Shape{cols}) || sc.Equal(Shape{1, cols}):
 			bias = "BiasRow"
-		case rows != BatchDim && cs.Equal(Shape{rows, 1}):
+		case rows != BatchDim && sc.Equal(Shape{rows, 1}):
 			bias = "BiasColumn"
-		case rows != BatchDim && cs.Equal(Shape{rows, cols}):
+		case rows != BatchDim && sc.Equal(Shape{rows, cols}):
 			bias = "BiasFull"
 		default:
-			return nil, fmt.Errorf("C of shape %v is not supported", cs)
+			return nil, 0, fmt.Errorf("C of shape %v is not supported", sc)
 		}
 	}
-	return &KernelCall{
-		Func: "Gemm",
-		Params: &Struct{Type: "GemmParams", Fields: []Field{
-			{"M", m}, {"K", k}, {"N", cols}, {"TransA", a.TransA}, {"TransB", a.TransB},
-			{"Alpha", a.Alpha}, {"Beta", a.Beta}, {"Bias", Sym(bias)},
-		}},
-		HasN: true, N: nArg,
-		Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2)},
-	}, nil
+	return &Struct{Type: "GemmParams", Fields: []Field{
+		{"M", m}, {"K", k}, {"N", cols}, {"TransA", a.TransA}, {"TransB", a.TransB},
+		{"Alpha", a.Alpha}, {"Beta", a.Beta}, {"Bias", Sym(bias)},
+	}}, nArg, nil
 }
 
 // matmulOperand splits a MatMul operand's shape into the runtime's leading
@@ -168,23 +176,27 @@ func matmulOperand(s Shape) (lead []int, rows int, batched bool) {
 }
 
 func callMatMul(n *Node) (*KernelCall, error) {
-	sa, sb := n.Args[0].Type.Shape, n.Args[1].Type.Shape
+	p, nArg, err := matmulParams(n.Args[0].Type.Shape, n.Args[1].Type.Shape)
+	if err != nil {
+		return nil, err
+	}
+	return &KernelCall{Func: "MatMul", Params: p, HasN: true, N: nArg, Bufs: []BufRef{R(0), A(0), A(1)}}, nil
+}
+
+// matmulParams is the runtime's MatMulParams for A (sa) times B (sb), and
+// the n to pass.
+func matmulParams(sa, sb Shape) (*Struct, int, error) {
 	aLead, m, aB := matmulOperand(sa)
 	bLead, _, bB := matmulOperand(sb)
 	if bB && len(sb) == 2 {
-		return nil, fmt.Errorf("a batched 2-D right operand %v is not supported", sb)
+		return nil, 0, fmt.Errorf("a batched 2-D right operand %v is not supported", sb)
 	}
 	nArg := 1
 	if aB || bB {
 		nArg = RuntimeBatch
 	}
-	return &KernelCall{
-		Func: "MatMul",
-		Params: &Struct{Type: "MatMulParams", Fields: []Field{
-			{"M", m}, {"K", sa[len(sa)-1]}, {"N", sb[len(sb)-1]},
-			{"ALead", aLead}, {"BLead", bLead}, {"BatchA", aB}, {"BatchB", bB},
-		}},
-		HasN: true, N: nArg,
-		Bufs: []BufRef{R(0), A(0), A(1)},
-	}, nil
+	return &Struct{Type: "MatMulParams", Fields: []Field{
+		{"M", m}, {"K", sa[len(sa)-1]}, {"N", sb[len(sb)-1]},
+		{"ALead", aLead}, {"BLead", bLead}, {"BatchA", aB}, {"BatchB", bB},
+	}}, nArg, nil
 }

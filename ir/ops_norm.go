@@ -13,11 +13,9 @@ func init() {
 			a := n.Attrs.(*BatchNormAttrs)
 			x := n.Args[0].Type.Shape
 			return &KernelCall{
-				Func: "BatchNormInference",
-				Params: &Struct{Type: "BatchNormParams", Fields: []Field{
-					{"C", x[1]}, {"Spatial", x[2:].Static()}, {"Epsilon", a.Epsilon}, {"Momentum", 1 - a.Momentum},
-				}},
-				HasN: true, N: batchN(x),
+				Func:   "BatchNormInference",
+				Params: bnParams(x[1], x[2:].Static(), a.Epsilon, a.Momentum),
+				HasN:   true, N: batchN(x),
 				Bufs: []BufRef{R(0), A(0), A(1), A(2), A(3), A(4)},
 			}, nil
 		},
@@ -57,11 +55,19 @@ func init() {
 				if ax != x.Rank()-1 {
 					return nil, fmt.Errorf("softmax over axis %d of %v: the runtime takes only the last axis", ax, x)
 				}
-				outer := x[:ax].Static()
+				// The kernel runs n·Outer rows. A batched shape gives rows
+				// per sample (Static skips the batch) and the run-time n;
+				// a static one gives all its rows and n = 1, since
+				// dimension 0 is then part of Outer, or (a 1-D input) the
+				// softmax axis itself.
+				outer, nArg := x[:ax].Static(), 1
+				if x.HasBatch() {
+					nArg = RuntimeBatch
+				}
 				return &KernelCall{
 					Func:   s.kernel,
 					Params: &Struct{Type: "SoftmaxParams", Fields: []Field{{"Outer", outer}, {"Inner", x[ax]}}},
-					HasN:   true, N: batchN(x),
+					HasN:   true, N: nArg,
 					Bufs: []BufRef{R(0), A(0)},
 				}, nil
 			},
@@ -90,9 +96,10 @@ func init() {
 		},
 		Kernel: "Dropout",
 		Call: func(n *Node) (*KernelCall, error) {
-			// Inference removes Dropout; training code calls the kernel
-			// with its step counter, which a KernelCall cannot express.
-			return nil, fmt.Errorf("Dropout reaches code generation only in training code")
+			// Inference removes Dropout: this is the training kernel, whose
+			// mask depends on the model's seed and step.
+			return &KernelCall{Func: "Dropout", Params: dropoutParams(DropoutRatio(n), n.Attrs.(*DropoutAttrs).Seed),
+				HasStep: true, Bufs: []BufRef{R(0), A(0)}}, nil
 		},
 		Cost: elemCost(2),
 	})

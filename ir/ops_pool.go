@@ -50,21 +50,9 @@ func init() {
 			Canonicalize: canonPool,
 			Kernel:       p.kernel,
 			Call: func(n *Node) (*KernelCall, error) {
-				a := n.Attrs.(*PoolAttrs)
 				x := n.Args[0].Type.Shape
-				return &KernelCall{
-					Func: p.kernel,
-					Params: &Struct{Type: "PoolParams", Fields: []Field{
-						{"C", x[1]}, {"H", x[2]}, {"W", x[3]},
-						{"KernelH", a.KernelShape[0]}, {"KernelW", a.KernelShape[1]},
-						{"StrideH", a.Strides[0]}, {"StrideW", a.Strides[1]},
-						{"PadTop", a.Pads[0]}, {"PadLeft", a.Pads[1]}, {"PadBottom", a.Pads[2]}, {"PadRight", a.Pads[3]},
-						{"DilationH", a.Dilations[0]}, {"DilationW", a.Dilations[1]},
-						{"CeilMode", a.CeilMode}, {"CountIncludePad", a.CountIncludePad},
-					}},
-					HasN: true, N: batchN(x),
-					Bufs: []BufRef{R(0), A(0)},
-				}, nil
+				return &KernelCall{Func: p.kernel, Params: poolParams(n.Attrs.(*PoolAttrs), x[1:]),
+					HasN: true, N: batchN(x), Bufs: []BufRef{R(0), A(0)}}, nil
 			},
 			Cost: func(n *Node) Cost {
 				k := n.Attrs.(*PoolAttrs).KernelShape

@@ -456,7 +456,7 @@ func (p *parser) output() error {
 
 func (p *parser) node() error {
 	var results []*Value
-	for {
+	for len(p.toks) > 1 && p.toks[1].kind == tPunct && p.toks[1].text == ":" {
 		v, err := p.decl(KindResult)
 		if err != nil {
 			return err

@@ -79,7 +79,9 @@ func formatNode(n *Node, withOffsets bool) string {
 			b.WriteString("@" + strconv.Itoa(r.Offset))
 		}
 	}
-	b.WriteString(" = ")
+	if len(n.Results) > 0 {
+		b.WriteString(" = ")
+	}
 	b.WriteString(n.Op.String())
 	for _, a := range n.Args {
 		b.WriteByte(' ')

@@ -68,7 +68,10 @@ func (v *verifier) checkType(val *Value, where string) {
 			v.errf("%s v%d: dimension %d is %d in %v", where, val.ID, i, d, t)
 		}
 	}
-	if val.Kind != KindConst && t.DType != F32 {
+	switch {
+	case val.Kind == KindInput && (t.DType == F32 || t.DType == I32):
+		// Labels for training are int32 inputs.
+	case val.Kind != KindConst && t.DType != F32:
 		v.errf("%s v%d: want f32, have %v", where, val.ID, t)
 	}
 }
@@ -132,6 +135,9 @@ func (v *verifier) run() {
 		if val.uses != uses[val] {
 			v.errf("v%d: recorded %d uses, counted %d", val.ID, val.uses, uses[val])
 		}
+	}
+	if v.stage == StageTraining {
+		v.checkUpdates()
 	}
 	if g.Planned && len(v.errs) == 0 {
 		for _, err := range verifyPlan(g) {
@@ -211,6 +217,32 @@ func (v *verifier) node(n *Node, uses map[*Value]int, nodeIDs map[int]bool) {
 	for i, r := range n.Results {
 		if r != nil && !r.Type.Equal(want[i]) {
 			v.nodeErr(n, "result v%d: want %v, have %v", r.ID, want[i], r.Type)
+		}
+	}
+}
+
+// checkUpdates: once a graph has a loss, every trainable parameter is
+// updated exactly once.
+func (v *verifier) checkUpdates() {
+	hasLoss := false
+	updates := map[*Value]int{}
+	for _, n := range v.g.Nodes {
+		switch n.Op {
+		case OpSoftmaxCrossEntropy:
+			hasLoss = true
+		case OpUpdate:
+			updates[n.Args[0]]++
+		}
+	}
+	if !hasLoss {
+		return
+	}
+	for _, p := range v.g.Params {
+		switch c := updates[p]; {
+		case p.Param.Trainable && c == 0:
+			v.errf("param v%d %q is trainable but has no gradient and no update", p.ID, p.Name)
+		case c > 1:
+			v.errf("param v%d %q is updated %d times", p.ID, p.Name, c)
 		}
 	}
 }

@@ -155,7 +155,15 @@ func Inference() []*Pass {
 	return []*Pass{Cleanup, Fold, Simplify, BNFold, Fuse, DCE, Plan}
 }
 
-// Training returns the passes that prepare an imported graph for training.
+// Training returns the passes that build the training program from an
+// imported graph (run it with Context.Training set).
 func Training() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, DCE}
+	return []*Pass{Cleanup, Fold, Simplify, TrainMode, Autodiff, Fuse, DCE, Plan}
+}
+
+// TrainedInference returns the passes that build the inference program of a
+// trainable package: as Inference, but BatchNorm stays a kernel over the
+// running statistics, since the weights change as the model trains.
+func TrainedInference() []*Pass {
+	return []*Pass{Cleanup, Fold, Simplify, Fuse, DCE, Plan}
 }

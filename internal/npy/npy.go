@@ -1,11 +1,13 @@
-// Package npy reads and writes NumPy .npy files holding little-endian
-// float32 arrays, the format of the fixtures' reference inputs and outputs.
+// Package npy reads NumPy .npy and .npz files holding little-endian float32
+// or integer arrays, the format of the fixtures' reference data.
 package npy
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"regexp"
@@ -13,10 +15,12 @@ import (
 	"strings"
 )
 
-// Array is a float32 array with its shape.
+// Array is an array with its shape: float32 data in Data, or, for integer
+// arrays, the values in Ints.
 type Array struct {
 	Shape []int
 	Data  []float32
+	Ints  []int64
 }
 
 var (
@@ -38,7 +42,7 @@ func ReadFile(path string) (*Array, error) {
 	return a, nil
 }
 
-// Decode parses .npy bytes of dtype <f4 in C order.
+// Decode parses .npy bytes of dtype <f4, <i8 or <i4 in C order.
 func Decode(b []byte) (*Array, error) {
 	if len(b) < 10 || !bytes.HasPrefix(b, []byte("\x93NUMPY")) {
 		return nil, fmt.Errorf("not a .npy file")
@@ -60,13 +64,15 @@ func Decode(b []byte) (*Array, error) {
 		return nil, fmt.Errorf("truncated header")
 	}
 	h := string(b[off : off+hlen])
-	if m := descrRe.FindStringSubmatch(h); m == nil || m[1] != "<f4" {
-		return nil, fmt.Errorf("want dtype <f4, header %q", h)
+	m := descrRe.FindStringSubmatch(h)
+	if m == nil || m[1] != "<f4" && m[1] != "<i8" && m[1] != "<i4" {
+		return nil, fmt.Errorf("want dtype <f4, <i8 or <i4, header %q", h)
 	}
+	descr := m[1]
 	if m := orderRe.FindStringSubmatch(h); m == nil || m[1] != "False" {
 		return nil, fmt.Errorf("want C order, header %q", h)
 	}
-	m := shapeRe.FindStringSubmatch(h)
+	m = shapeRe.FindStringSubmatch(h)
 	if m == nil {
 		return nil, fmt.Errorf("no shape in header %q", h)
 	}
@@ -85,12 +91,57 @@ func Decode(b []byte) (*Array, error) {
 		n *= d
 	}
 	data := b[off+hlen:]
-	if len(data) != 4*n {
-		return nil, fmt.Errorf("have %d bytes of data, shape %v needs %d", len(data), a.Shape, 4*n)
+	width := 4
+	if descr == "<i8" {
+		width = 8
 	}
-	a.Data = make([]float32, n)
-	for i := range a.Data {
-		a.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	if len(data) != width*n {
+		return nil, fmt.Errorf("have %d bytes of data, shape %v needs %d", len(data), a.Shape, width*n)
+	}
+	switch descr {
+	case "<f4":
+		a.Data = make([]float32, n)
+		for i := range a.Data {
+			a.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+	case "<i8":
+		a.Ints = make([]int64, n)
+		for i := range a.Ints {
+			a.Ints[i] = int64(binary.LittleEndian.Uint64(data[8*i:]))
+		}
+	case "<i4":
+		a.Ints = make([]int64, n)
+		for i := range a.Ints {
+			a.Ints[i] = int64(int32(binary.LittleEndian.Uint32(data[4*i:])))
+		}
 	}
 	return a, nil
+}
+
+// ReadNPZ reads every array of a .npz archive (a zip of .npy files), keyed
+// by entry name without the .npy suffix.
+func ReadNPZ(path string) (map[string]*Array, error) {
+	z, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer z.Close()
+	out := map[string]*Array{}
+	for _, f := range z.File {
+		r, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", path, f.Name, err)
+		}
+		a, err := Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", path, f.Name, err)
+		}
+		out[strings.TrimSuffix(f.Name, ".npy")] = a
+	}
+	return out, nil
 }

@@ -41,11 +41,20 @@ func TestDecodeErrors(t *testing.T) {
 		want string
 	}{
 		{[]byte("hello"), "not a .npy file"},
-		{encode("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", []float32{1, 2}), "want dtype <f4"},
+		{encode("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", []float32{1, 2}), "want dtype <f4, <i8 or <i4"},
 		{encode("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", []float32{1}), "want C order"},
 		{encode("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", []float32{1}), "shape [3] needs 12"},
 	} {
 		_, err := Decode(c.b)
 		assert.ErrorContains(t, err, c.want)
 	}
+}
+
+func TestReadNPZ(t *testing.T) {
+	z, err := ReadNPZ("../../testdata/models/lenet5.train.npz")
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 1, 28, 28}, z["input"].Shape)
+	assert.Len(t, z["labels"].Ints, 2)
+	assert.Len(t, z["grad/conv1.weight"].Data, 150)
+	assert.Empty(t, z["loss"].Shape)
 }
