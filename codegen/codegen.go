@@ -46,30 +46,64 @@ const WeightsMagic = "SMHGW001"
 // data (uint32) and 4 reserved bytes, all little-endian.
 const weightsHeader = 24
 
-// Generate emits the package for a graph that has been through the
-// inference pipeline (planned, at StageLowered at most).
+// Generate emits an inference-only package for a graph that has been
+// through the inference pipeline (planned, at StageLowered at most).
 func Generate(g *ir.Graph, opts Options) (*Output, error) {
-	if !g.Planned {
-		return nil, fmt.Errorf("codegen: the graph has no memory plan")
-	}
-	if err := ir.Verify(g, ir.StageLowered); err != nil {
-		return nil, fmt.Errorf("codegen: invalid graph: %w", err)
-	}
-	if !IsIdentifier(opts.Package) {
-		return nil, fmt.Errorf("codegen: package name %q is not a Go identifier", opts.Package)
-	}
-	if opts.WeightsFile == "" || strings.ContainsAny(opts.WeightsFile, "/\\ \"`\n") {
-		return nil, fmt.Errorf("codegen: weights file name %q must be a plain file name", opts.WeightsFile)
-	}
-	e := &emitter{g: g, opts: opts, woff: map[*ir.Value]int{}}
-	if err := e.layoutWeights(); err != nil {
+	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
-	src, err := e.file()
+	e := &emitter{opts: opts}
+	eval, err := e.program(g, "k", ir.StageLowered)
 	if err != nil {
 		return nil, err
 	}
-	return &Output{Go: src, Weights: e.weightsBlob()}, nil
+	e.eval = eval
+	return generateSafely(e)
+}
+
+// GenerateTrainable emits a package that both runs and trains a model:
+// Forward from eval (the TrainedInference pipeline's graph) and TrainStep
+// from train (the Training pipeline's), which must hold the same parameters
+// in the same order; they share the weights.
+func GenerateTrainable(eval, train *ir.Graph, opts Options) (*Output, error) {
+	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
+	if err := sameParams(eval, train); err != nil {
+		return nil, err
+	}
+	e := &emitter{opts: opts}
+	var err error
+	if e.eval, err = e.program(eval, "e", ir.StageLowered); err != nil {
+		return nil, err
+	}
+	if e.train, err = e.program(train, "t", ir.StageTraining); err != nil {
+		return nil, err
+	}
+	return generateSafely(e)
+}
+
+func checkOptions(opts Options) error {
+	if !IsIdentifier(opts.Package) {
+		return fmt.Errorf("codegen: package name %q is not a Go identifier", opts.Package)
+	}
+	if opts.WeightsFile == "" || strings.ContainsAny(opts.WeightsFile, "/\\ \"`\n") {
+		return fmt.Errorf("codegen: weights file name %q must be a plain file name", opts.WeightsFile)
+	}
+	return nil
+}
+
+func sameParams(a, b *ir.Graph) error {
+	if len(a.Params) != len(b.Params) {
+		return fmt.Errorf("codegen: the inference graph has %d parameters, the training graph %d", len(a.Params), len(b.Params))
+	}
+	for i, p := range a.Params {
+		q := b.Params[i]
+		if p.Name != q.Name || !p.Type.Equal(q.Type) || p.Param.Trainable != q.Param.Trainable {
+			return fmt.Errorf("codegen: parameter %d is %q %v in the inference graph, %q %v in the training graph", i, p.Name, p.Type, q.Name, q.Type)
+		}
+	}
+	return nil
 }
 
 // IsIdentifier reports whether s can name a Go package.
@@ -102,29 +136,29 @@ func PackageName(s string) string {
 }
 
 type emitter struct {
-	g       *ir.Graph
-	opts    Options
-	woff    map[*ir.Value]int // offset of each param or constant in the weights
-	weights []float32
-	// The locals of the forward body that emitted code uses.
-	useA, useW, useF, useN bool
+	opts        Options
+	eval, train *program
+	weights     []float32
+	poff        []int // weights offset of each parameter, in Params order
 }
 
-// layoutWeights places every parameter, then every constant a kernel reads
-// as a buffer, in one float32 vector.
-func (e *emitter) layoutWeights() error {
-	add := func(v *ir.Value, data []float32) {
-		e.woff[v] = len(e.weights)
-		e.weights = append(e.weights, data...)
-	}
-	for _, p := range e.g.Params {
+// layoutParams places every parameter in the weights vector, in graph order.
+func (e *emitter) layoutParams(g *ir.Graph) error {
+	for _, p := range g.Params {
 		if p.Param.Data == nil {
 			return fmt.Errorf("codegen: parameter %q has no data", p.Name)
 		}
-		add(p, p.Param.Data)
+		e.poff = append(e.poff, len(e.weights))
+		e.weights = append(e.weights, p.Param.Data...)
 	}
-	for _, n := range e.g.Nodes {
-		if n.Op.Def().View {
+	return nil
+}
+
+// layoutConsts places the constants a program's kernels read as buffers
+// after everything placed so far.
+func (e *emitter) layoutConsts(p *program) error {
+	for _, n := range p.g.Nodes {
+		if n.Op.Def().View || n.Op == ir.OpUpdate {
 			continue
 		}
 		c, err := ir.Call(n)
@@ -136,21 +170,40 @@ func (e *emitter) layoutWeights() error {
 				continue
 			}
 			v := ir.Root(n.Args[b.Index])
-			if v.Kind != ir.KindConst || e.hasOffset(v) {
+			if _, done := p.woff[v]; done || v.Kind != ir.KindConst {
 				continue
 			}
 			if v.Const.DType != ir.F32 {
 				return fmt.Errorf("codegen: %v constant v%d read as a buffer", v.Const.DType, v.ID)
 			}
-			add(v, v.Const.F32)
+			p.woff[v] = len(e.weights)
+			e.weights = append(e.weights, v.Const.F32...)
 		}
+	}
+	// A graph output may be a constant that no kernel reads.
+	for i, o := range p.g.Outputs {
+		v := ir.Root(o)
+		if o.Type.DType != ir.F32 {
+			return fmt.Errorf("codegen: output %q is %v, want f32", p.g.OutputNames[i], o.Type)
+		}
+		if _, done := p.woff[v]; done || v.Kind != ir.KindConst {
+			continue
+		}
+		p.woff[v] = len(e.weights)
+		e.weights = append(e.weights, v.Const.F32...)
 	}
 	return nil
 }
 
-func (e *emitter) hasOffset(v *ir.Value) bool {
-	_, ok := e.woff[v]
-	return ok
+// generateSafely turns a panic of emission (always a compiler bug) into an
+// error.
+func generateSafely(e *emitter) (out *Output, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("codegen: internal error: %v", r)
+		}
+	}()
+	return e.generate()
 }
 
 func (e *emitter) weightsBlob() []byte {
@@ -209,6 +262,8 @@ func value(v any) (jen.Code, error) {
 		return jen.Index().Index().Int().Values(items...), nil
 	case ir.Sym:
 		return jen.Qual(RuntimePath, string(x)), nil
+	case ir.SeedOffset:
+		return jen.Id("m").Dot("seed").Op("+").Lit(uint64(x)), nil
 	case *ir.Struct:
 		return structLit(x)
 	}
@@ -227,44 +282,15 @@ func structLit(s *ir.Struct) (jen.Code, error) {
 	return jen.Qual(RuntimePath, s.Type).Values(fields...), nil
 }
 
-// paramsField is the Model field holding node n's kernel parameters.
-func paramsField(n *ir.Node) string { return "k" + strconv.Itoa(n.Results[0].ID) }
-
 // nodeComment shows a node in a comment. Model-file text appears only
 // inside a Go-quoted string, so it cannot end the comment or start a line.
 func nodeComment(n *ir.Node) string {
-	s := "v" + strconv.Itoa(n.Results[0].ID) + " = " + n.Op.String()
+	s := n.Op.String()
+	if len(n.Results) > 0 {
+		s = "v" + strconv.Itoa(n.Results[0].ID) + " = " + s
+	}
 	if n.Name != "" {
 		s += " " + strconv.Quote(n.Name)
 	}
 	return s
-}
-
-// buf renders the buffer a value lives in, sliced to its exact extent;
-// inputs are named by ins.
-func (e *emitter) buf(v *ir.Value, ins []string) jen.Code {
-	root := ir.Root(v)
-	size := v.Type.Shape.Static()
-	switch root.Kind {
-	case ir.KindInput:
-		for i, in := range e.g.Inputs {
-			if in == root {
-				return jen.Id(ins[i])
-			}
-		}
-	case ir.KindParam, ir.KindConst:
-		e.useW = true
-		off := e.woff[root]
-		return jen.Id("w").Index(jen.Lit(off).Op(":").Lit(off + size))
-	}
-	if !v.Type.Shape.HasBatch() {
-		e.useF = true
-		return jen.Id("f").Index(jen.Lit(root.Offset).Op(":").Lit(root.Offset + size))
-	}
-	e.useA, e.useN = true, true
-	lo := jen.Lit(root.Offset).Op("*").Id("n")
-	if root.Offset == 0 {
-		lo = jen.Lit(0)
-	}
-	return jen.Id("a").Index(lo.Op(":").Lit(root.Offset + size).Op("*").Id("n"))
 }

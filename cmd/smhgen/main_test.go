@@ -45,23 +45,31 @@ func smhgen(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-// TestGoldenIR holds the IR of every fixture after the inference pipeline,
-// byte for byte; go test ./cmd/smhgen -update rewrites the files.
+// TestGoldenIR holds the IR of every fixture after the inference pipeline
+// (NAME.ir) and, for classifiers, after the training pipeline
+// (NAME.train.ir), byte for byte; go test ./cmd/smhgen -update rewrites the
+// files.
 func TestGoldenIR(t *testing.T) {
 	for _, f := range fixtures(t) {
-		name := strings.TrimSuffix(filepath.Base(f), ".onnx")
-		t.Run(name, func(t *testing.T) {
-			code, out, errs := smhgen("-emit=ir", f)
-			require.Equal(t, 0, code, errs)
-			golden := filepath.Join(goldenDir, name+".ir")
-			if *update {
-				require.NoError(t, os.WriteFile(golden, []byte(out), 0o644))
-				return
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err, "run go test ./cmd/smhgen -update to create it")
-			assert.Equal(t, string(want), out)
-		})
+		for _, emit := range []string{"ir", "train-ir"} {
+			name := strings.TrimSuffix(filepath.Base(f), ".onnx")
+			ext := map[string]string{"ir": ".ir", "train-ir": ".train.ir"}[emit]
+			t.Run(name+ext, func(t *testing.T) {
+				code, out, errs := smhgen("-emit="+emit, f)
+				if emit == "train-ir" && strings.Contains(errs, "not a classifier") {
+					return
+				}
+				require.Equal(t, 0, code, errs)
+				golden := filepath.Join(goldenDir, name+ext)
+				if *update {
+					require.NoError(t, os.WriteFile(golden, []byte(out), 0o644))
+					return
+				}
+				want, err := os.ReadFile(golden)
+				require.NoError(t, err, "run go test ./cmd/smhgen -update to create it")
+				assert.Equal(t, string(want), out)
+			})
+		}
 	}
 }
 
@@ -110,7 +118,7 @@ func TestGoldenFilesHaveFixtures(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*"))
 	require.NoError(t, err)
 	for _, g := range files {
-		base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(g), ".ir"), ".go.golden")
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(g), ".ir"), ".train"), ".go.golden")
 		_, err := os.Stat(filepath.Join(modelDir, base+".onnx"))
 		assert.NoError(t, err, "golden file %s has no model", g)
 	}
@@ -184,7 +192,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"no model", nil, 2, []string{"want one model file"}},
 		{"two models", []string{"-emit=ir", lenet, lenet}, 2, []string{"want one model file, have 2"}},
 		{"unknown flag", []string{"-frob", "-emit=ir", lenet}, 2, []string{"flag provided but not defined: -frob"}},
-		{"bad emit", []string{"-emit=c", lenet}, 2, []string{"-emit=c: want go or ir"}},
+		{"bad emit", []string{"-emit=c", lenet}, 2, []string{"-emit=c: want go, ir or train-ir"}},
+		{"bad mode", []string{"-mode=fast", "-o", "x.go", lenet}, 2, []string{"-mode=fast: want auto, train or infer"}},
+		{"cannot train", []string{"-mode=train", "-o", filepath.Join(t.TempDir(), "x.go"), filepath.Join(modelDir, "shared_initializer.onnx")}, 1, []string{"not a classifier", "[N,8,4,4]"}},
 		{"go needs -o", []string{lenet}, 2, []string{"-emit=go needs -o file.go"}},
 		{"output not .go", []string{"-o", "net.txt", lenet}, 2, []string{"must be a .go file"}},
 		{"bad package", []string{"-pkg", "func", "-o", "x.go", lenet}, 2, []string{`-pkg "func" is not a Go identifier`}},
@@ -236,4 +246,29 @@ func TestOutputIsAtomic(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1)
+}
+
+// TestModes: -mode=auto trains classifiers and falls back to inference for
+// other models with a note; -mode=infer never trains.
+func TestModes(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "net.go")
+	gen := func(args ...string) (string, string) {
+		code, _, errs := smhgen(append(args, "-o", out)...)
+		require.Equal(t, 0, code, errs)
+		src, err := os.ReadFile(out)
+		require.NoError(t, err)
+		return string(src), errs
+	}
+	src, _ := gen(filepath.Join(modelDir, "lenet5.onnx"))
+	assert.Contains(t, src, "func (m *Model) TrainStep(")
+	src, _ = gen("-mode=infer", filepath.Join(modelDir, "resnet8a_bn.onnx"))
+	assert.NotContains(t, src, "TrainStep")
+	assert.NotContains(t, src, "BatchNormInference", "inference-only packages fold BatchNorm")
+	src, _ = gen(filepath.Join(modelDir, "resnet8a_bn.onnx"))
+	assert.Contains(t, src, "rt.BatchNormInference(", "trainable packages keep BatchNorm")
+	assert.Contains(t, src, "rt.BatchNormTraining(")
+	src, errs := gen(filepath.Join(modelDir, "shared_initializer.onnx"))
+	assert.NotContains(t, src, "TrainStep")
+	assert.Contains(t, errs, "not a classifier")
 }

@@ -2,16 +2,19 @@
 
 // Package lenet runs the model lenet5.onnx, compiled to Go by smhgen.
 //
-// New returns a model with the weights embedded in lenet.weights; Forward runs inference.
+// New returns a model with the weights embedded in lenet.weights; Forward runs inference, TrainStep trains.
 // A Model is not safe for concurrent use: give each goroutine its own.
 package lenet
 
 import (
+	"bufio"
 	_ "embed"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
+	"os"
 	"sync"
 
 	rt "github.com/smhgen/smhgen/runtime"
@@ -27,9 +30,13 @@ const (
 	OutputSize = 10
 	numWeights = 61706
 	// arenaSize is the activation memory per sample, in float32s.
-	arenaSize = 5880
-	fixedSize = 0
+	arenaSize = 14112
+	fixedSize = 61707
 	numParams = 61706
+	// structureHash identifies the weight layout that checkpoints hold.
+	structureHash = uint64(0xc52d270bdb6c1c8)
+	// maxOptState bounds the optimizer state a checkpoint may hold.
+	maxOptState = 246824
 )
 
 // InputShape returns the shape of one input sample, without the batch
@@ -47,23 +54,60 @@ func OutputShape() []int {
 // Model holds the weights, the kernels' parameters and the activation
 // memory of one instance of the network.
 type Model struct {
-	w     []float32 // parameters and constants, as laid out in the weights file
-	arena []float32 // activations, arenaSize per sample
-	fixed []float32 // values without a batch dimension
-	batch int       // the largest batch arena is sized for
+	w          []float32 // parameters and constants, as laid out in the weights file
+	arena      []float32 // activations, arenaSize per sample
+	fixed      []float32 // values without a batch dimension
+	batch      int       // the largest batch arena is sized for
+	seed       uint64    // chosen by WithSeed; with step, fixes dropout masks
+	noDropout  bool      // set by WithoutDropout
+	randomInit bool      // set by WithRandomInit
+	step       uint64    // training steps taken
+	opt        rt.Optimizer
+	params     []rt.Param // what the optimizer updates: weights and their gradients
 
-	k12 rt.Conv2DParams // v12 = Conv "/conv1/Conv"
-	k13 rt.PoolParams   // v13 = MaxPool "/MaxPool"
-	k14 rt.Conv2DParams // v14 = Conv "/conv2/Conv"
-	k15 rt.PoolParams   // v15 = MaxPool "/MaxPool_1"
-	k17 rt.GemmParams   // v17 = Gemm "/fc1/Gemm"
-	k19 rt.GemmParams   // v19 = Gemm "/fc2/Gemm"
-	k21 rt.GemmParams   // v21 = Gemm "/fc3/Gemm"
+	e12 rt.Conv2DParams              // v12 = Conv "/conv1/Conv"
+	e13 rt.PoolParams                // v13 = MaxPool "/MaxPool"
+	e14 rt.Conv2DParams              // v14 = Conv "/conv2/Conv"
+	e15 rt.PoolParams                // v15 = MaxPool "/MaxPool_1"
+	e17 rt.GemmParams                // v17 = Gemm "/fc1/Gemm"
+	e19 rt.GemmParams                // v19 = Gemm "/fc2/Gemm"
+	e21 rt.GemmParams                // v21 = Gemm "/fc3/Gemm"
+	t14 rt.Conv2DParams              // v14 = Conv "/conv1/Conv"
+	t15 rt.PoolParams                // v15 = MaxPool "/MaxPool"
+	t16 rt.Conv2DParams              // v16 = Conv "/conv2/Conv"
+	t17 rt.PoolParams                // v17 = MaxPool "/MaxPool_1"
+	t19 rt.GemmParams                // v19 = Gemm "/fc1/Gemm"
+	t21 rt.GemmParams                // v21 = Gemm "/fc2/Gemm"
+	t23 rt.GemmParams                // v23 = Gemm "/fc3/Gemm"
+	t24 rt.SoftmaxCrossEntropyParams // v24 = SoftmaxCrossEntropy "loss"
+	t26 rt.GemmParams                // v26 = GemmGrad "/fc3/Gemm/grad"
+	t27 rt.GemmParams                // v27 = GemmGrad "/fc3/Gemm/grad"
+	t28 rt.GemmParams                // v28 = GemmGrad "/fc3/Gemm/grad"
+	t30 rt.GemmParams                // v30 = GemmGrad "/fc2/Gemm/grad"
+	t31 rt.GemmParams                // v31 = GemmGrad "/fc2/Gemm/grad"
+	t32 rt.GemmParams                // v32 = GemmGrad "/fc2/Gemm/grad"
+	t34 rt.GemmParams                // v34 = GemmGrad "/fc1/Gemm/grad"
+	t35 rt.GemmParams                // v35 = GemmGrad "/fc1/Gemm/grad"
+	t36 rt.GemmParams                // v36 = GemmGrad "/fc1/Gemm/grad"
+	t38 rt.PoolParams                // v38 = MaxPoolGrad "/MaxPool_1/grad"
+	t40 rt.Conv2DParams              // v40 = ConvGradInput "/conv2/Conv/grad"
+	t41 rt.Conv2DParams              // v41 = ConvGradFilter "/conv2/Conv/grad"
+	t42 rt.Conv2DParams              // v42 = ConvGradBias "/conv2/Conv/grad"
+	t43 rt.PoolParams                // v43 = MaxPoolGrad "/MaxPool/grad"
+	t45 rt.Conv2DParams              // v45 = ConvGradFilter "/conv1/Conv/grad"
+	t46 rt.Conv2DParams              // v46 = ConvGradBias "/conv1/Conv/grad"
 }
 
-// New returns a model holding its own copy of the embedded weights.
-func New() *Model {
+// New returns a model holding its own copy of the embedded weights,
+// configured by opts.
+func New(opts ...Option) *Model {
 	m := &Model{w: append([]float32(nil), weights()...)}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.randomInit {
+		m.reinit()
+	}
 	if err := m.init(); err != nil {
 		// The compiler checked every geometry; this is a bug, not bad input.
 		panic("lenet: " + err.Error())
@@ -71,37 +115,185 @@ func New() *Model {
 	return m
 }
 
-// init sets up every kernel's parameters.
+// init sets up every kernel's parameters and the memory that does not
+// depend on the batch size.
 func (m *Model) init() error {
-	m.k12 = rt.Conv2DParams{C: 1, H: 28, W: 28, K: 6, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 1, DilationW: 1, Groups: 1, Epilogue: rt.Epilogue{Kind: rt.EpilogueRelu}}
-	if err := m.k12.Init(); err != nil {
+	m.e12 = rt.Conv2DParams{C: 1, H: 28, W: 28, K: 6, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 1, DilationW: 1, Groups: 1, Epilogue: rt.Epilogue{Kind: rt.EpilogueRelu}}
+	if err := m.e12.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v12 = Conv \"/conv1/Conv\"", err)
 	}
-	m.k13 = rt.PoolParams{C: 6, H: 28, W: 28, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
-	if err := m.k13.Init(); err != nil {
+	m.e13 = rt.PoolParams{C: 6, H: 28, W: 28, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
+	if err := m.e13.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v13 = MaxPool \"/MaxPool\"", err)
 	}
-	m.k14 = rt.Conv2DParams{C: 6, H: 14, W: 14, K: 16, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, Groups: 1, Epilogue: rt.Epilogue{Kind: rt.EpilogueRelu}}
-	if err := m.k14.Init(); err != nil {
+	m.e14 = rt.Conv2DParams{C: 6, H: 14, W: 14, K: 16, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, Groups: 1, Epilogue: rt.Epilogue{Kind: rt.EpilogueRelu}}
+	if err := m.e14.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v14 = Conv \"/conv2/Conv\"", err)
 	}
-	m.k15 = rt.PoolParams{C: 16, H: 10, W: 10, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
-	if err := m.k15.Init(); err != nil {
+	m.e15 = rt.PoolParams{C: 16, H: 10, W: 10, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
+	if err := m.e15.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v15 = MaxPool \"/MaxPool_1\"", err)
 	}
-	m.k17 = rt.GemmParams{M: 1, K: 400, N: 120, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
-	if err := m.k17.Init(); err != nil {
+	m.e17 = rt.GemmParams{M: 1, K: 400, N: 120, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.e17.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v17 = Gemm \"/fc1/Gemm\"", err)
 	}
-	m.k19 = rt.GemmParams{M: 1, K: 120, N: 84, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
-	if err := m.k19.Init(); err != nil {
+	m.e19 = rt.GemmParams{M: 1, K: 120, N: 84, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.e19.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v19 = Gemm \"/fc2/Gemm\"", err)
 	}
-	m.k21 = rt.GemmParams{M: 1, K: 84, N: 10, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
-	if err := m.k21.Init(); err != nil {
+	m.e21 = rt.GemmParams{M: 1, K: 84, N: 10, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.e21.Init(); err != nil {
 		return fmt.Errorf("node %s: %w", "v21 = Gemm \"/fc3/Gemm\"", err)
 	}
+	m.t14 = rt.Conv2DParams{C: 1, H: 28, W: 28, K: 6, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 1, DilationW: 1, Groups: 1, Epilogue: rt.Epilogue{Kind: rt.EpilogueRelu}}
+	if err := m.t14.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v14 = Conv \"/conv1/Conv\"", err)
+	}
+	m.t15 = rt.PoolParams{C: 6, H: 28, W: 28, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
+	if err := m.t15.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v15 = MaxPool \"/MaxPool\"", err)
+	}
+	m.t16 = rt.Conv2DParams{C: 6, H: 14, W: 14, K: 16, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, Groups: 1, Epilogue: rt.Epilogue{Kind: rt.EpilogueRelu}}
+	if err := m.t16.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v16 = Conv \"/conv2/Conv\"", err)
+	}
+	m.t17 = rt.PoolParams{C: 16, H: 10, W: 10, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
+	if err := m.t17.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v17 = MaxPool \"/MaxPool_1\"", err)
+	}
+	m.t19 = rt.GemmParams{M: 1, K: 400, N: 120, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t19.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v19 = Gemm \"/fc1/Gemm\"", err)
+	}
+	m.t21 = rt.GemmParams{M: 1, K: 120, N: 84, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t21.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v21 = Gemm \"/fc2/Gemm\"", err)
+	}
+	m.t23 = rt.GemmParams{M: 1, K: 84, N: 10, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t23.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v23 = Gemm \"/fc3/Gemm\"", err)
+	}
+	m.t24 = rt.SoftmaxCrossEntropyParams{Classes: 10}
+	if err := m.t24.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v24 = SoftmaxCrossEntropy \"loss\"", err)
+	}
+	m.t26 = rt.GemmParams{M: 1, K: 84, N: 10, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t26.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v26 = GemmGrad \"/fc3/Gemm/grad\"", err)
+	}
+	m.t27 = rt.GemmParams{M: 1, K: 84, N: 10, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t27.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v27 = GemmGrad \"/fc3/Gemm/grad\"", err)
+	}
+	m.t28 = rt.GemmParams{M: 1, K: 84, N: 10, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t28.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v28 = GemmGrad \"/fc3/Gemm/grad\"", err)
+	}
+	m.t30 = rt.GemmParams{M: 1, K: 120, N: 84, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t30.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v30 = GemmGrad \"/fc2/Gemm/grad\"", err)
+	}
+	m.t31 = rt.GemmParams{M: 1, K: 120, N: 84, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t31.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v31 = GemmGrad \"/fc2/Gemm/grad\"", err)
+	}
+	m.t32 = rt.GemmParams{M: 1, K: 120, N: 84, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t32.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v32 = GemmGrad \"/fc2/Gemm/grad\"", err)
+	}
+	m.t34 = rt.GemmParams{M: 1, K: 400, N: 120, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t34.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v34 = GemmGrad \"/fc1/Gemm/grad\"", err)
+	}
+	m.t35 = rt.GemmParams{M: 1, K: 400, N: 120, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t35.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v35 = GemmGrad \"/fc1/Gemm/grad\"", err)
+	}
+	m.t36 = rt.GemmParams{M: 1, K: 400, N: 120, TransA: false, TransB: true, Alpha: float32(1), Beta: float32(1), Bias: rt.BiasRow}
+	if err := m.t36.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v36 = GemmGrad \"/fc1/Gemm/grad\"", err)
+	}
+	m.t38 = rt.PoolParams{C: 16, H: 10, W: 10, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
+	if err := m.t38.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v38 = MaxPoolGrad \"/MaxPool_1/grad\"", err)
+	}
+	m.t40 = rt.Conv2DParams{C: 6, H: 14, W: 14, K: 16, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, Groups: 1}
+	if err := m.t40.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v40 = ConvGradInput \"/conv2/Conv/grad\"", err)
+	}
+	m.t41 = rt.Conv2DParams{C: 6, H: 14, W: 14, K: 16, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, Groups: 1}
+	if err := m.t41.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v41 = ConvGradFilter \"/conv2/Conv/grad\"", err)
+	}
+	m.t42 = rt.Conv2DParams{C: 6, H: 14, W: 14, K: 16, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, Groups: 1}
+	if err := m.t42.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v42 = ConvGradBias \"/conv2/Conv/grad\"", err)
+	}
+	m.t43 = rt.PoolParams{C: 6, H: 28, W: 28, KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, PadBottom: 0, PadRight: 0, DilationH: 1, DilationW: 1, CeilMode: false, CountIncludePad: false}
+	if err := m.t43.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v43 = MaxPoolGrad \"/MaxPool/grad\"", err)
+	}
+	m.t45 = rt.Conv2DParams{C: 1, H: 28, W: 28, K: 6, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 1, DilationW: 1, Groups: 1}
+	if err := m.t45.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v45 = ConvGradFilter \"/conv1/Conv/grad\"", err)
+	}
+	m.t46 = rt.Conv2DParams{C: 1, H: 28, W: 28, K: 6, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 1, DilationW: 1, Groups: 1}
+	if err := m.t46.Init(); err != nil {
+		return fmt.Errorf("node %s: %w", "v46 = ConvGradBias \"/conv1/Conv/grad\"", err)
+	}
 	m.fixed = make([]float32, fixedSize)
+	m.params = []rt.Param{{
+		Data:  m.w[0:150],
+		Grad:  m.fixed[61320:61470],
+		Group: rt.GroupWeights,
+		Name:  "conv1.weight",
+	}, {
+		Data:  m.w[150:156],
+		Grad:  m.fixed[61700:61706],
+		Group: rt.GroupBias,
+		Name:  "conv1.bias",
+	}, {
+		Data:  m.w[156:2556],
+		Grad:  m.fixed[58080:60480],
+		Group: rt.GroupWeights,
+		Name:  "conv2.weight",
+	}, {
+		Data:  m.w[2556:2572],
+		Grad:  m.fixed[61674:61690],
+		Group: rt.GroupBias,
+		Name:  "conv2.bias",
+	}, {
+		Data:  m.w[2572:50572],
+		Grad:  m.fixed[0:48000],
+		Group: rt.GroupWeights,
+		Name:  "fc1.weight",
+	}, {
+		Data:  m.w[50572:50692],
+		Grad:  m.fixed[61470:61590],
+		Group: rt.GroupBias,
+		Name:  "fc1.bias",
+	}, {
+		Data:  m.w[50692:60772],
+		Grad:  m.fixed[48000:58080],
+		Group: rt.GroupWeights,
+		Name:  "fc2.weight",
+	}, {
+		Data:  m.w[60772:60856],
+		Grad:  m.fixed[61590:61674],
+		Group: rt.GroupBias,
+		Name:  "fc2.bias",
+	}, {
+		Data:  m.w[60856:61696],
+		Grad:  m.fixed[60480:61320],
+		Group: rt.GroupWeights,
+		Name:  "fc3.weight",
+	}, {
+		Data:  m.w[61696:61706],
+		Grad:  m.fixed[61690:61700],
+		Group: rt.GroupBias,
+		Name:  "fc3.bias",
+	}}
 	return nil
 }
 
@@ -135,24 +327,308 @@ func (m *Model) Forward(x []float32, batch int) ([]float32, error) {
 	m.reserve(batch)
 	n, a, w := batch, m.arena, m.w
 	// v12 = Conv "/conv1/Conv"
-	rt.Conv2D(&m.k12, n, a[0:4704*n], x, w[0:150], w[150:156])
+	rt.Conv2D(&m.e12, n, a[0:4704*n], x, w[0:150], w[150:156])
 	// v13 = MaxPool "/MaxPool"
-	rt.MaxPool2D(&m.k13, n, a[4704*n:5880*n], a[0:4704*n])
+	rt.MaxPool2D(&m.e13, n, a[4704*n:5880*n], a[0:4704*n])
 	// v14 = Conv "/conv2/Conv"
-	rt.Conv2D(&m.k14, n, a[0:1600*n], a[4704*n:5880*n], w[156:2556], w[2556:2572])
+	rt.Conv2D(&m.e14, n, a[0:1600*n], a[4704*n:5880*n], w[156:2556], w[2556:2572])
 	// v15 = MaxPool "/MaxPool_1"
-	rt.MaxPool2D(&m.k15, n, a[1600*n:2000*n], a[0:1600*n])
+	rt.MaxPool2D(&m.e15, n, a[1600*n:2000*n], a[0:1600*n])
 	// v17 = Gemm "/fc1/Gemm"
-	rt.Gemm(&m.k17, n, a[0:120*n], a[1600*n:2000*n], w[2572:50572], w[50572:50692])
+	rt.Gemm(&m.e17, n, a[0:120*n], a[1600*n:2000*n], w[2572:50572], w[50572:50692])
 	// v18 = Relu "/Relu_2"
 	rt.Relu(a[120*n:240*n], a[0:120*n])
 	// v19 = Gemm "/fc2/Gemm"
-	rt.Gemm(&m.k19, n, a[0:84*n], a[120*n:240*n], w[50692:60772], w[60772:60856])
+	rt.Gemm(&m.e19, n, a[0:84*n], a[120*n:240*n], w[50692:60772], w[60772:60856])
 	// v20 = Relu "/Relu_3"
 	rt.Relu(a[84*n:168*n], a[0:84*n])
 	// v21 = Gemm "/fc3/Gemm"
-	rt.Gemm(&m.k21, n, a[0:10*n], a[84*n:168*n], w[60856:61696], w[61696:61706])
+	rt.Gemm(&m.e21, n, a[0:10*n], a[84*n:168*n], w[60856:61696], w[61696:61706])
 	return a[0 : 10*n], nil
+}
+
+// Tensor returns the model's own buffer for the parameter or statistic the
+// model file names name (row-major), or nil if there is none. Changing it
+// changes the model.
+func (m *Model) Tensor(name string) []float32 {
+	switch name {
+	case "conv1.weight":
+		return m.w[0:150]
+	case "conv1.bias":
+		return m.w[150:156]
+	case "conv2.weight":
+		return m.w[156:2556]
+	case "conv2.bias":
+		return m.w[2556:2572]
+	case "fc1.weight":
+		return m.w[2572:50572]
+	case "fc1.bias":
+		return m.w[50572:50692]
+	case "fc2.weight":
+		return m.w[50692:60772]
+	case "fc2.bias":
+		return m.w[60772:60856]
+	case "fc3.weight":
+		return m.w[60856:61696]
+	case "fc3.bias":
+		return m.w[61696:61706]
+	}
+	return nil
+}
+
+// Option configures New.
+type Option func(*Model)
+
+// WithSeed sets the seed of the model's random choices (dropout masks); the
+// default is 0. The same seed and data give the same training run.
+func WithSeed(seed uint64) Option {
+	return func(m *Model) {
+		m.seed = seed
+	}
+}
+
+// WithoutDropout turns dropout off in training, as in evaluation; useful
+// to compare gradients with another framework's, or to fine-tune.
+func WithoutDropout() Option {
+	return func(m *Model) {
+		m.noDropout = true
+	}
+}
+
+// WithRandomInit replaces the weights of the model file by a fresh
+// initialisation drawn from the seed, to train from scratch: He-normal
+// convolution and dense weights (std sqrt(2/fan_in)), zero biases, and
+// BatchNorm scale 1, shift 0, running mean 0 and variance 1.
+func WithRandomInit() Option {
+	return func(m *Model) {
+		m.randomInit = true
+	}
+}
+
+// reinit draws the weights WithRandomInit asks for.
+func (m *Model) reinit() {
+	rng := rt.NewRNG(m.seed)
+	rt.HeNormal(m.w[0:150], rng, 25)        // "conv1.weight"
+	clear(m.w[150:156])                     // "conv1.bias"
+	rt.HeNormal(m.w[156:2556], rng, 150)    // "conv2.weight"
+	clear(m.w[2556:2572])                   // "conv2.bias"
+	rt.HeNormal(m.w[2572:50572], rng, 400)  // "fc1.weight"
+	clear(m.w[50572:50692])                 // "fc1.bias"
+	rt.HeNormal(m.w[50692:60772], rng, 120) // "fc2.weight"
+	clear(m.w[60772:60856])                 // "fc2.bias"
+	rt.HeNormal(m.w[60856:61696], rng, 84)  // "fc3.weight"
+	clear(m.w[61696:61706])                 // "fc3.bias"
+}
+
+// TrainStep runs one training step on batch samples x with integer class
+// labels: forward in training mode (batch statistics, dropout), softmax
+// cross-entropy averaged over the batch, backward, and one optimizer step.
+// It returns the loss before the step. Bad input, a label out of range or
+// a non-finite loss return an error and leave the model as it was. After
+// the first call at a given batch size, TrainStep allocates nothing.
+func (m *Model) TrainStep(x []float32, labels []int32, batch int) (float32, error) {
+	loss, err := m.backward(x, labels, batch)
+	if err != nil {
+		return loss, err
+	}
+	m.commit(batch)
+	return loss, nil
+}
+
+// Gradients computes the loss TrainStep would see and every parameter's
+// gradient (in Params) without changing the model.
+func (m *Model) Gradients(x []float32, labels []int32, batch int) (float32, error) {
+	return m.backward(x, labels, batch)
+}
+
+// backward runs forward, loss and backward, leaving the gradients in the
+// fixed arena.
+func (m *Model) backward(x []float32, labels []int32, batch int) (float32, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("lenet: batch size %d, want at least 1", batch)
+	}
+	if len(x) != batch*InputSize {
+		return 0, fmt.Errorf("lenet: input has %d values, want %d (batch %d of %d)", len(x), batch*InputSize, batch, InputSize)
+	}
+	if len(labels) != batch {
+		return 0, fmt.Errorf("lenet: %d labels for a batch of %d", len(labels), batch)
+	}
+	m.reserve(batch)
+	n, a, w, f := batch, m.arena, m.w, m.fixed
+	// v14 = Conv "/conv1/Conv"
+	rt.Conv2D(&m.t14, n, a[0:4704*n], x, w[0:150], w[150:156])
+	// v15 = MaxPool "/MaxPool"
+	rt.MaxPool2D(&m.t15, n, a[9504*n:10680*n], a[0:4704*n])
+	// v16 = Conv "/conv2/Conv"
+	rt.Conv2D(&m.t16, n, a[4704*n:6304*n], a[9504*n:10680*n], w[156:2556], w[2556:2572])
+	// v17 = MaxPool "/MaxPool_1"
+	rt.MaxPool2D(&m.t17, n, a[6304*n:6704*n], a[4704*n:6304*n])
+	// v19 = Gemm "/fc1/Gemm"
+	rt.Gemm(&m.t19, n, a[6704*n:6824*n], a[6304*n:6704*n], w[2572:50572], w[50572:50692])
+	// v20 = Relu "/Relu_2"
+	rt.Relu(a[6824*n:6944*n], a[6704*n:6824*n])
+	// v21 = Gemm "/fc2/Gemm"
+	rt.Gemm(&m.t21, n, a[6704*n:6788*n], a[6824*n:6944*n], w[50692:60772], w[60772:60856])
+	// v22 = Relu "/Relu_3"
+	rt.Relu(a[6944*n:7028*n], a[6704*n:6788*n])
+	// v23 = Gemm "/fc3/Gemm"
+	rt.Gemm(&m.t23, n, a[6704*n:6714*n], a[6944*n:7028*n], w[60856:61696], w[61696:61706])
+	// v24 = SoftmaxCrossEntropy "loss"
+	loss, err := rt.SoftmaxCrossEntropy(&m.t24, n, a[6788*n:6798*n], a[6704*n:6714*n], labels)
+	if err != nil {
+		return 0, fmt.Errorf("lenet: %w", err)
+	}
+	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+		return loss, fmt.Errorf("lenet: the loss is %v; the step is skipped", loss)
+	}
+	// v26 = GemmGrad "/fc3/Gemm/grad"
+	rt.GemmBackward(&m.t26, n, a[6704*n:6788*n], nil, nil, a[6788*n:6798*n], nil, w[60856:61696])
+	// v27 = GemmGrad "/fc3/Gemm/grad"
+	rt.GemmBackward(&m.t27, n, nil, f[60480:61320], nil, a[6788*n:6798*n], a[6944*n:7028*n], nil)
+	// v28 = GemmGrad "/fc3/Gemm/grad"
+	rt.GemmBackward(&m.t28, n, nil, nil, f[61690:61700], a[6788*n:6798*n], nil, nil)
+	// v29 = ReluGrad "/Relu_3/grad"
+	rt.ReluBackward(a[7028*n:7112*n], a[6704*n:6788*n], a[6944*n:7028*n])
+	// v30 = GemmGrad "/fc2/Gemm/grad"
+	rt.GemmBackward(&m.t30, n, a[6704*n:6824*n], nil, nil, a[7028*n:7112*n], nil, w[50692:60772])
+	// v31 = GemmGrad "/fc2/Gemm/grad"
+	rt.GemmBackward(&m.t31, n, nil, f[48000:58080], nil, a[7028*n:7112*n], a[6824*n:6944*n], nil)
+	// v32 = GemmGrad "/fc2/Gemm/grad"
+	rt.GemmBackward(&m.t32, n, nil, nil, f[61590:61674], a[7028*n:7112*n], nil, nil)
+	// v33 = ReluGrad "/Relu_2/grad"
+	rt.ReluBackward(a[6944*n:7064*n], a[6704*n:6824*n], a[6824*n:6944*n])
+	// v34 = GemmGrad "/fc1/Gemm/grad"
+	rt.GemmBackward(&m.t34, n, a[7904*n:8304*n], nil, nil, a[6944*n:7064*n], nil, w[2572:50572])
+	// v35 = GemmGrad "/fc1/Gemm/grad"
+	rt.GemmBackward(&m.t35, n, nil, f[0:48000], nil, a[6944*n:7064*n], a[6304*n:6704*n], nil)
+	// v36 = GemmGrad "/fc1/Gemm/grad"
+	rt.GemmBackward(&m.t36, n, nil, nil, f[61470:61590], a[6944*n:7064*n], nil, nil)
+	// v38 = MaxPoolGrad "/MaxPool_1/grad"
+	rt.MaxPool2DBackward(&m.t38, n, a[6304*n:7904*n], a[7904*n:8304*n], a[4704*n:6304*n])
+	// v39 = ReluGrad "/Relu_1/grad"
+	rt.ReluBackward(a[7904*n:9504*n], a[6304*n:7904*n], a[4704*n:6304*n])
+	// v40 = ConvGradInput "/conv2/Conv/grad"
+	rt.Conv2DGradInput(&m.t40, n, a[10680*n:11856*n], a[7904*n:9504*n], w[156:2556])
+	// v41 = ConvGradFilter "/conv2/Conv/grad"
+	rt.Conv2DGradFilter(&m.t41, n, f[58080:60480], a[9504*n:10680*n], a[7904*n:9504*n])
+	// v42 = ConvGradBias "/conv2/Conv/grad"
+	rt.Conv2DGradBias(&m.t42, n, f[61674:61690], a[7904*n:9504*n])
+	// v43 = MaxPoolGrad "/MaxPool/grad"
+	rt.MaxPool2DBackward(&m.t43, n, a[4704*n:9408*n], a[10680*n:11856*n], a[0:4704*n])
+	// v44 = ReluGrad "/Relu/grad"
+	rt.ReluBackward(a[9408*n:14112*n], a[4704*n:9408*n], a[0:4704*n])
+	// v45 = ConvGradFilter "/conv1/Conv/grad"
+	rt.Conv2DGradFilter(&m.t45, n, f[61320:61470], x, a[9408*n:14112*n])
+	// v46 = ConvGradBias "/conv1/Conv/grad"
+	rt.Conv2DGradBias(&m.t46, n, f[61700:61706], a[9408*n:14112*n])
+	return loss, nil
+}
+
+// commit applies a successful step: the optimizer update, the running
+// statistics, the step counter.
+func (m *Model) commit(batch int) {
+	m.Optimizer().Step(m.params)
+	m.step++
+}
+
+// Optimizer returns the model's optimizer, setting the default (SGD with
+// learning rate 0.01 and momentum 0.9) if none was set.
+func (m *Model) Optimizer() rt.Optimizer {
+	if m.opt == nil {
+		m.SetOptimizer(defaultOptimizer())
+	}
+	return m.opt
+}
+func defaultOptimizer() rt.Optimizer {
+	return &rt.SGD{
+		LR:       0.01,
+		Momentum: 0.9,
+	}
+}
+
+// SetOptimizer makes o the model's optimizer, initialising its state for
+// the model's parameters (an optimizer serves one model). Its
+// hyperparameters, such as the learning rate, may change between steps.
+func (m *Model) SetOptimizer(o rt.Optimizer) {
+	o.Init(m.params)
+	m.opt = o
+}
+
+// Params returns the trainable parameters as the optimizer sees them: each
+// one's name in the model file, its optimizer group, and the model's own
+// buffers for its values and its last gradient.
+func (m *Model) Params() []rt.Param {
+	return m.params
+}
+
+// Steps returns the number of training steps the model has taken.
+func (m *Model) Steps() uint64 {
+	return m.step
+}
+
+// Save writes a checkpoint: weights, normalisation statistics, the step
+// counter, the seed and the optimizer's state.
+func (m *Model) Save(w io.Writer) error {
+	c := &rt.Checkpoint{
+		Seed:      m.seed,
+		Step:      m.step,
+		Structure: structureHash,
+		Weights:   m.w,
+	}
+	if m.opt != nil {
+		c.OptKind = fmt.Sprintf("%T", m.opt)
+		c.OptStep, c.OptState = m.opt.State()
+	}
+	return rt.WriteCheckpoint(w, c)
+}
+
+// Load reads a checkpoint that Save wrote for this model. A checkpoint of
+// another model or format version, a truncated or corrupted one, or one
+// holding the state of another kind of optimizer is an error, and the
+// model is left as it was.
+func (m *Model) Load(r io.Reader) error {
+	c, err := rt.ReadCheckpoint(r, structureHash, numWeights, maxOptState)
+	if err != nil {
+		return fmt.Errorf("lenet: %w", err)
+	}
+	opt := m.opt
+	if c.OptKind != "" {
+		if opt == nil {
+			opt = defaultOptimizer()
+			opt.Init(m.params)
+		}
+		if kind := fmt.Sprintf("%T", opt); kind != c.OptKind {
+			return fmt.Errorf("lenet: the checkpoint holds %s state, the model's optimizer is a %s", c.OptKind, kind)
+		}
+		if err := opt.SetState(c.OptStep, c.OptState); err != nil {
+			return fmt.Errorf("lenet: %w", err)
+		}
+		m.opt = opt
+	}
+	copy(m.w, c.Weights)
+	m.step = c.Step
+	if c.Seed != m.seed {
+		m.seed = c.Seed
+		// Kernels that draw random numbers hold the seed.
+		return m.init()
+	}
+	return nil
+}
+
+// SaveFile writes a checkpoint to path atomically: the file holds the old
+// checkpoint or the new one, never part of one.
+func (m *Model) SaveFile(path string) error {
+	return rt.WriteFileAtomic(path, m.Save)
+}
+
+// LoadFile reads a checkpoint from path (see Load).
+func (m *Model) LoadFile(path string) error {
+	r, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return m.Load(bufio.NewReader(r))
 }
 
 var (

@@ -73,4 +73,3 @@ func Example() {
 	fmt.Println(InputShape(), OutputShape(), len(scores), m.NumParams())
 	// Output: [1 28 28] [10] 20 61706
 }
-

@@ -25,6 +25,12 @@ type Options struct {
 	// MaxElems is the largest element count of any one tensor; 0 means
 	// DefaultMaxElems.
 	MaxElems int64
+	// NoBatch reads every graph input dimension as a static size instead of
+	// taking dimension 0 as the symbolic batch: for models that are not
+	// batch-first, such as ONNX's node tests, whose inputs include
+	// broadcast operands like [5] beside a [3,4,5]. A symbolic dimension is
+	// then an error, and the graph's ExportBatch stays 0.
+	NoBatch bool
 }
 
 // DefaultMaxElems allows tensors of up to 256M elements (1 GiB of float32).
@@ -246,6 +252,11 @@ func (imp *importer) build() error {
 		}
 	}
 	for _, vi := range pm.graph.outputs {
+		// Generated code returns []float32: an output declared with another
+		// element type would come back reinterpreted.
+		if vi.elemType != dtFloat && vi.elemType != 0 {
+			return fmt.Errorf("graph output %q: element type %s is not supported (want FLOAT)", vi.name, dtypeName(vi.elemType))
+		}
 		v, ok := imp.vals[vi.name]
 		if !ok {
 			return fmt.Errorf("graph output %q is not computed by any node", vi.name)
@@ -263,13 +274,19 @@ func (imp *importer) addInput(vi protoValueInfo) error {
 	if vi.elemType != dtFloat {
 		return fmt.Errorf("graph input %q: element type %s is not supported (want FLOAT)", vi.name, dtypeName(vi.elemType))
 	}
-	if !vi.hasShape || len(vi.dims) == 0 {
+	if imp.opts.NoBatch {
+		if !vi.hasShape {
+			return fmt.Errorf("graph input %q: needs a shape", vi.name)
+		}
+	} else if !vi.hasShape || len(vi.dims) == 0 {
 		return fmt.Errorf("graph input %q: needs a shape with a leading batch dimension", vi.name)
 	}
 	shape := make(ir.Shape, len(vi.dims))
 	for i, d := range vi.dims {
 		switch {
-		case i == 0:
+		case imp.opts.NoBatch && d.symbolic:
+			return fmt.Errorf("graph input %q: dimension %d (%q) is symbolic; without a batch dimension every dimension must be static", vi.name, i, d.param)
+		case i == 0 && !imp.opts.NoBatch:
 			// The leading dimension is the batch, symbolic or not: PyTorch
 			// exports a static batch unless told otherwise, and generated
 			// code takes any batch size.

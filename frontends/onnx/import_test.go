@@ -264,6 +264,11 @@ func TestMalformedInputs(t *testing.T) {
 			m.inputs = [][]byte{valueInfo("x", dtFloat, "batch", "width")}
 			return m.bytes()
 		}(), []string{`graph input "x"`, `"width"`, "symbolic"}},
+		{"int64 output", func() []byte {
+			m := reluModel()
+			m.output = valueInfo("y", dtInt64, "batch", 4)
+			return m.bytes()
+		}(), []string{`graph output "y"`, "INT64", "want FLOAT"}},
 		{"old opset", func() []byte { m := reluModel(); m.opset = 5; return m.bytes() }(), []string{"opset 5 is not supported"}},
 		{"initializer length", func() []byte {
 			m := reluModel()
@@ -330,4 +335,57 @@ func TestShapeErrorsNameTheNode(t *testing.T) {
 	err = pl.Run(g, nil, "")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `node "mm" (MatMul): inner dimensions differ: [N,4] times [3,5]`)
+}
+
+// TestNoBatch: with Options.NoBatch every input dimension is static, so a
+// node test's [3,4,5] input and its [5] broadcast operand keep their shapes,
+// nothing is batched after the pipeline, and ExportBatch stays 0.
+func TestNoBatch(t *testing.T) {
+	m := model{
+		nodes:  [][]byte{node("Add", "add", []string{"x", "b"}, []string{"y"})},
+		inputs: [][]byte{valueInfo("x", dtFloat, 3, 4, 5), valueInfo("b", dtFloat, 5)},
+		output: valueInfo("y", dtFloat, 3, 4, 5),
+	}
+	g, err := Import(m.bytes(), "add.onnx", Options{NoBatch: true})
+	require.NoError(t, err)
+	assert.Equal(t, 0, g.ExportBatch)
+	require.Len(t, g.Inputs, 2)
+	assert.Equal(t, ir.Of(ir.F32, 3, 4, 5), g.Inputs[0].Type)
+	assert.Equal(t, ir.Of(ir.F32, 5), g.Inputs[1].Type)
+	pl, err := passes.NewPipeline(passes.Inference()...)
+	require.NoError(t, err)
+	require.NoError(t, pl.Run(g, nil, ""))
+	assert.Equal(t, ir.Of(ir.F32, 3, 4, 5), g.Outputs[0].Type)
+	for _, n := range g.Nodes {
+		for _, r := range n.Results {
+			assert.False(t, r.Type.Shape.HasBatch(), "v%d %v", r.ID, r.Type)
+		}
+	}
+	assert.Zero(t, g.Arena, "no value is batched, so the batched arena is empty")
+	assert.Equal(t, 60, g.Fixed)
+
+	// Without the option the same file reads dimension 0 of each input as
+	// a static export batch, and 3 and 5 disagree.
+	_, err = Import(m.bytes(), "add.onnx", Options{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "batch 5 differs from another input's 3")
+
+	// A scalar input is fine without a batch.
+	m.inputs[1] = valueInfo("b", dtFloat)
+	g, err = Import(m.bytes(), "add.onnx", Options{NoBatch: true})
+	require.NoError(t, err)
+	assert.Equal(t, ir.Of(ir.F32), g.Inputs[1].Type)
+
+	// A symbolic dimension has no size to take: an error naming the input
+	// and the dimension, wherever it is.
+	for _, c := range []struct {
+		dims []any
+		want string
+	}{{[]any{"n", 4, 5}, `dimension 0 ("n") is symbolic`}, {[]any{3, "w", 5}, `dimension 1 ("w") is symbolic`}} {
+		m.inputs[0] = valueInfo("x", dtFloat, c.dims...)
+		_, err = Import(m.bytes(), "add.onnx", Options{NoBatch: true})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `graph input "x"`)
+		assert.Contains(t, err.Error(), c.want)
+	}
 }

@@ -19,11 +19,14 @@ onnxruntime is not available) against the PyTorch output, so every
 """
 
 import collections
+import copy
 import hashlib
+import io
 import math
 import os
 import sys
 import warnings
+import zipfile
 
 import numpy as np
 import onnx
@@ -614,6 +617,213 @@ def build_models():
             written.append(fname)
         print("%-18s params=%-7d |y|max=%-8.3g max numpy-vs-torch err=%.2g"
               % (name, nparams, float(np.max(np.abs(y))), max(errs)))
+        if name in TRAIN_REFS:
+            written += build_train_ref(name, seed, model, x_np)
+    return written
+
+
+# ---------------------------------------------------------------------------
+# Training references (PyTorch autograd + optimizers) -> <name>.train.npz
+# ---------------------------------------------------------------------------
+
+# name -> settings:
+#   onnx:       the file whose initializer names key the npz (the export the Go side trains)
+#   optims:     optimizer references in the committed file ("sgd": 1 SGD step, "adamw": 2 AdamW steps)
+#   big_optims: optimizer references written only to the uncut copy big/<name>.train.npz
+#   big:        the whole file goes to big/ only (git-ignored), for the size budget
+TRAIN_REFS = {
+    "lenet5": dict(onnx="lenet5.onnx", optims=("sgd", "adamw")),
+    "mlp": dict(onnx="mlp.onnx", optims=()),
+    "resnet8a": dict(onnx="resnet8a_bn.onnx", optims=(), big_optims=("sgd",)),
+    "mobilenetv3_tiny": dict(onnx="mobilenetv3_tiny_bn.onnx", optims=()),
+    "efficientnet_tiny": dict(onnx="efficientnet_tiny_bn.onnx", optims=(), big=True),
+}
+TRAIN_BATCH_FALLBACK = 4  # used if some BatchNorm would see <= 2 values per channel
+OPTIMS = {
+    # key: (class, kwargs, number of steps on the same batch)
+    "sgd": (torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=False), 1),
+    "adamw": (torch.optim.AdamW, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01), 2),
+}
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def save_npz_deterministic(path, arrays):
+    """Like np.savez_compressed, but byte-reproducible: fixed timestamps and
+    attributes, entries in the given order, ZIP_DEFLATED level 9."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr, order="C"), allow_pickle=False)  # keeps 0-d arrays 0-d
+            info = zipfile.ZipInfo(key + ".npy", date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    back = np.load(path)
+    assert list(back.files) == list(arrays.keys())
+    assert all(back[k].dtype == v.dtype and np.array_equal(back[k], v) for k, v in arrays.items())
+
+
+def _train_mode(model):
+    """model.train(), but every Dropout in eval mode (identity): the Go side
+    compares against a run without dropout masks."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.eval()
+    return model
+
+
+def _bn_values_per_channel(model, x):
+    """Smallest number of values any BatchNorm averages over per channel in a
+    training-mode forward pass of x (N*H*W); None without BatchNorm."""
+    counts = []
+    m = _train_mode(copy.deepcopy(model))
+    hooks = [mod.register_forward_hook(lambda mod, inp, out: counts.append(inp[0].numel() // inp[0].shape[1]))
+             for mod in m.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        m(x)
+    for h in hooks:
+        h.remove()
+    return min(counts) if counts else None
+
+
+def _forward_backward(model, x, labels):
+    model.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    return logits, loss
+
+
+def _optimized_params(model, x, labels, optim):
+    cls, kw, steps = OPTIMS[optim]
+    m = _train_mode(copy.deepcopy(model))
+    opt = cls(m.parameters(), **kw)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        _forward_backward(m, x, labels)
+        opt.step()
+    return {k: v.detach().numpy().copy() for k, v in m.named_parameters()}
+
+
+def _rel_l2(a, b):
+    nb = float(np.linalg.norm(np.ravel(b)))
+    d = float(np.linalg.norm(np.ravel(np.asarray(a, np.float64) - b)))
+    return d / nb if nb > 0 else (0.0 if d == 0 else float("inf"))
+
+
+def build_train_ref(name, seed, model, x_np):
+    """Write <name>.train.npz: loss, gradients, BN running stats and optimizer
+    results computed by PyTorch autograd for one fixed batch, keyed by ONNX
+    initializer names. `model` is the (eval-mode) exported model; it is not
+    modified. Returns the files written (relative to OUT_DIR)."""
+    cfg = TRAIN_REFS[name]
+    model = copy.deepcopy(model)
+
+    # Batch: the saved batch-2 input unless some BN would see <= 2 values.
+    x = x_np
+    nvals = _bn_values_per_channel(model, torch.from_numpy(x))
+    if nvals is not None and nvals <= 2:
+        x = np.random.default_rng(seed + 3000).standard_normal(
+            (TRAIN_BATCH_FALLBACK,) + x_np.shape[1:]).astype(np.float32)
+        nvals = _bn_values_per_channel(model, torch.from_numpy(x))
+        assert nvals > 2, name
+    batch = x.shape[0]
+    labels_np = np.random.default_rng(seed + 2000).integers(0, 10, size=batch, dtype=np.int64)
+    xt, lt = torch.from_numpy(x), torch.from_numpy(labels_np)
+
+    # Map PyTorch names to initializers of the ONNX file the Go side trains:
+    # every parameter and BN statistic must be an initializer of the same name
+    # holding the identical value, and every float initializer must be one of those.
+    m_onnx = onnx.load(os.path.join(OUT_DIR, cfg["onnx"]))
+    if any(n.op_type == "Identity" for n in m_onnx.graph.node):
+        raise SystemExit("%s: Identity nodes (deduplicated initializers) need a name mapping" % cfg["onnx"])
+    inits = {t.name: numpy_helper.to_array(t) for t in m_onnx.graph.initializer}
+    params = dict(model.named_parameters())
+    stats = {k: v for k, v in model.named_buffers() if k.endswith(("running_mean", "running_var"))}
+    for k, v in list(params.items()) + list(stats.items()):
+        if k not in inits or inits[k].shape != tuple(v.shape) or not np.array_equal(inits[k], v.detach().numpy()):
+            raise SystemExit("%s: %s is not an identical initializer of %s" % (name, k, cfg["onnx"]))
+    for k, v in inits.items():
+        if v.dtype == np.float32 and k not in params and k not in stats:
+            raise SystemExit("%s: float initializer %s of %s is neither a parameter nor a BN statistic"
+                             % (name, k, cfg["onnx"]))
+
+    # float32 training-mode forward/backward (BN batch statistics, no dropout) ...
+    m32 = _train_mode(copy.deepcopy(model))
+    logits, loss = _forward_backward(m32, xt, lt)
+    # ... and the same in float64, only to measure how much float32 rounding matters.
+    m64 = _train_mode(copy.deepcopy(model).double())
+    _, loss64 = _forward_backward(m64, xt.double(), lt)
+
+    out = collections.OrderedDict()
+    out["input"] = x
+    out["labels"] = labels_np
+    out["loss"] = np.asarray(loss.item(), dtype=np.float32)
+    out["logits"] = logits.detach().numpy().astype(np.float32)
+    g32 = {k: p.grad.numpy().astype(np.float32) for k, p in m32.named_parameters()}
+    g64 = {k: p.grad.numpy() for k, p in m64.named_parameters()}
+    for k, g in g32.items():
+        out["grad/" + k] = g
+    s64 = dict(m64.named_buffers())
+    for k, v in m32.named_buffers():
+        if k in stats:
+            out["running/" + k] = v.numpy().astype(np.float32)
+    extra = collections.OrderedDict()
+    for optim in tuple(cfg["optims"]) + tuple(cfg.get("big_optims", ())):
+        dst = out if optim in cfg["optims"] else extra
+        for k, v in _optimized_params(model, xt, lt, optim).items():
+            dst[optim + "/" + k] = v
+
+    # float32 vs float64. Gradients that are exactly zero in exact arithmetic
+    # (a BN bias whose output only reaches training-mode BNs through convs and
+    # residual adds: the shift cancels in the next BN's batch mean) are float
+    # noise in both precisions; they are listed apart and left out of the max.
+    all32 = np.concatenate([g.ravel() for g in g32.values()])
+    all64 = np.concatenate([g.ravel() for g in g64.values()])
+    gnorm = float(np.linalg.norm(all64))
+    zero = [k for k in g64 if np.linalg.norm(g64[k]) <= 1e-9 * gnorm]
+    rel = {k: _rel_l2(g32[k], g64[k]) for k in g32 if k not in zero}
+    worst = max(rel, key=rel.get)
+    st = dict(
+        batch=batch, bn_values=nvals, loss=loss.item(), loss64=loss64.item(),
+        grad_rel_max=rel[worst], grad_rel_worst=worst, grad_rel_all=_rel_l2(all32, all64),
+        grad_abs_max=float(np.max(np.abs(all32 - all64)) / np.max(np.abs(all64))),
+        zero=zero, zero_abs=max([float(np.max(np.abs(g32[k]))) / float(np.max(np.abs(all64))) for k in zero] or [0.0]),
+        running_rel_max=max([_rel_l2(out["running/" + k], s64[k].numpy()) for k in stats] or [0.0]),
+    )
+    for optim in tuple(cfg["optims"]) + tuple(cfg.get("big_optims", ())):
+        p64 = _optimized_params(copy.deepcopy(model).double(), xt.double(), lt, optim)
+        src = out if optim in cfg["optims"] else extra
+        st[optim + "_abs_max"] = max(float(np.max(np.abs(src[optim + "/" + k] - p64[k]))) for k in p64)
+
+    # every key names an initializer of the same shape; every parameter has a grad.
+    for k, v in list(out.items()) + list(extra.items()):
+        if "/" in k:
+            init_name = k.split("/", 1)[1]
+            assert init_name in inits and inits[init_name].shape == v.shape and v.dtype == np.float32, k
+    assert set("grad/" + k for k in params) == set(k for k in out if k.startswith("grad/"))
+    assert set("running/" + k for k in stats) == set(k for k in out if k.startswith("running/"))
+
+    fname = name + ".train.npz"
+    written = []
+    if not cfg.get("big"):
+        save_npz_deterministic(os.path.join(OUT_DIR, fname), out)
+        written.append(fname)
+    if cfg.get("big") or extra:
+        os.makedirs(os.path.join(OUT_DIR, "big"), exist_ok=True)
+        full = collections.OrderedDict(list(out.items()) + list(extra.items()))
+        save_npz_deterministic(os.path.join(OUT_DIR, "big", fname), full)
+        written.append(os.path.join("big", fname))
+    print("  train ref: batch=%d (min BN values/channel %s) loss=%.7g (f64 %.7g)"
+          % (batch, nvals, st["loss"], st["loss64"]))
+    print("    grad f32 vs f64: per-param rel L2 max %.2e (%s), whole-model rel L2 %.2e, "
+          "max|diff|/max|g| %.2e" % (st["grad_rel_max"], st["grad_rel_worst"], st["grad_rel_all"], st["grad_abs_max"]))
+    if zero:
+        print("    zero in exact arithmetic (max|g32|/max|g| %.1e): %s" % (st["zero_abs"], " ".join(zero)))
+    print("    running stats rel L2 max %.2e;%s" % (st["running_rel_max"], "".join(
+        " %s max|p32-p64| %.2e;" % (o, st[o + "_abs_max"]) for o in OPTIMS if o + "_abs_max" in st)))
     return written
 
 
@@ -760,9 +970,16 @@ def report(files):
             if identity:
                 ops_s += "  [Identity: %s]" % ", ".join("%s->%s" % (n.input[0], n.output[0]) for n in identity)
             print("%-30s %9d %5d  %s" % (f, size, opset, ops_s))
+        elif f.endswith(".npz"):
+            z = np.load(path)
+            groups = collections.Counter(k.split("/", 1)[0] for k in z.files)
+            print("%-30s %9d %5s  batch %d; %s" % (f, size, "", z["input"].shape[0],
+                                                   " ".join("%s:%d" % kv for kv in groups.items())))
         else:
             print("%-30s %9d %5s  %s" % (f, size, "", str(np.load(path).shape)))
     print("%-30s %9d  (%.2f MB)" % ("TOTAL", total, total / 1e6))
+    committed = sum(os.path.getsize(os.path.join(OUT_DIR, f)) for f in set(files) if not f.startswith("big"))
+    print("%-30s %9d  (%.2f MB, without big/, export.py and README.md)" % ("COMMITTED", committed, committed / 1e6))
     return total
 
 
