@@ -136,6 +136,7 @@ func PackageName(s string) string {
 }
 
 type emitter struct {
+	cached      bool // the inference program caches compressed weights
 	opts        Options
 	eval, train *program
 	weights     []float32
@@ -266,6 +267,24 @@ func value(v any) (jen.Code, error) {
 		return jen.Id("m").Dot("seed").Op("+").Lit(uint64(x)), nil
 	case *ir.Struct:
 		return structLit(x)
+	case ir.StructList:
+		items := make([]jen.Code, len(x.Items))
+		for i, it := range x.Items {
+			s, ok := it.(*ir.Struct)
+			if !ok {
+				return nil, fmt.Errorf("codegen: list item %T", it)
+			}
+			fields := make([]jen.Code, len(s.Fields))
+			for j, f := range s.Fields {
+				v, err := value(f.Value)
+				if err != nil {
+					return nil, err
+				}
+				fields[j] = jen.Id(f.Name).Op(":").Add(v)
+			}
+			items[i] = jen.Values(fields...)
+		}
+		return jen.Index().Qual(RuntimePath, x.Type).Values(items...), nil
 	}
 	return nil, fmt.Errorf("codegen: unsupported field value %T", v)
 }

@@ -61,8 +61,23 @@ func (e *emitter) file() ([]byte, error) {
 	}
 	f.Anon("embed")
 
-	// Bodies first: emitting them registers the kernels' fields.
-	fwd, err := ev.stmts(g.Nodes)
+	// Bodies first: emitting them registers the kernels' fields. Cached
+	// weight reconstructions run in materialize, not in Forward.
+	var live, cached []*ir.Node
+	for _, n := range g.Nodes {
+		if n.Op == ir.OpSMHReconstruct && n.Attrs.(*ir.SMHAttrs).Cached {
+			cached = append(cached, n)
+		} else {
+			live = append(live, n)
+		}
+	}
+	e.cached = len(cached) > 0
+	matBody, err := ev.stmts(cached)
+	if err != nil {
+		return nil, err
+	}
+	matLocals := ev.declare()
+	fwd, err := ev.stmts(live)
 	if err != nil {
 		return nil, err
 	}
@@ -88,15 +103,11 @@ func (e *emitter) file() ([]byte, error) {
 			numParams += p.Type.Shape.Static()
 		}
 	}
-	arena, fixed := g.Arena, g.Fixed
-	if trainable {
-		arena, fixed = max(arena, e.train.g.Arena), max(fixed, e.train.g.Fixed)
-	}
 	consts := []jen.Code{
 		jen.Id("numWeights").Op("=").Lit(len(e.weights)),
-		jen.Comment("arenaSize is the activation memory per sample, in float32s."),
-		jen.Id("arenaSize").Op("=").Lit(arena),
-		jen.Id("fixedSize").Op("=").Lit(fixed),
+		jen.Comment("arenaSize is the activation memory of inference per sample, in float32s."),
+		jen.Id("arenaSize").Op("=").Lit(g.Arena),
+		jen.Id("fixedSize").Op("=").Lit(g.Fixed),
 		jen.Id("numParams").Op("=").Lit(numParams),
 	}
 	if single {
@@ -133,15 +144,17 @@ func (e *emitter) file() ([]byte, error) {
 
 	modelFields := []jen.Code{
 		jen.Id("w").Index().Float32().Comment("parameters and constants, as laid out in the weights file"),
-		jen.Id("arena").Index().Float32().Comment("activations, arenaSize per sample"),
-		jen.Id("fixed").Index().Float32().Comment("values without a batch dimension"),
-		jen.Id("batch").Int().Comment("the largest batch arena is sized for"),
+		jen.Id("arena").Index().Float32().Comment("activations, grown to the largest run so far"),
+		jen.Id("fixed").Index().Float32().Comment("inference values without a batch dimension"),
 	}
 	if !single {
 		modelFields = append(modelFields, jen.Id("outs").Index().Index().Float32())
 	}
 	if trainable {
 		modelFields = append(modelFields, tr.fields...)
+	}
+	if len(cached) > 0 {
+		modelFields = append(modelFields, jen.Id("stale").Bool().Comment("the cached weights no longer match the pool"))
 	}
 	modelFields = append(modelFields, jen.Line())
 	modelFields = append(modelFields, ev.fields...)
@@ -184,8 +197,8 @@ func (e *emitter) file() ([]byte, error) {
 	if !single {
 		initBody = append(initBody, jen.Id("m").Dot("outs").Op("=").Make(jen.Index().Index().Float32(), jen.Lit(len(g.Outputs))))
 	}
-	if trainable {
-		initBody = append(initBody, tr.inits...)
+	if len(cached) > 0 {
+		initBody = append(initBody, jen.Id("m").Dot("stale").Op("=").True())
 	}
 	initBody = append(initBody, jen.Return(jen.Nil()))
 	doc(f, "init sets up every kernel's parameters and the memory that does not\ndepend on the batch size.")
@@ -194,14 +207,18 @@ func (e *emitter) file() ([]byte, error) {
 	doc(f, "NumParams returns the number of trainable parameters the model holds.")
 	method(f, "NumParams").Params().Int().Block(jen.Return(jen.Id("numParams")))
 
-	doc(f, "reserve sizes the activation memory for batch samples; it allocates\nonly when the batch is the largest so far.")
-	method(f, "reserve").Params(jen.Id("batch").Int()).Block(
-		jen.If(jen.Id("batch").Op("<=").Id("m").Dot("batch")).Block(jen.Return()),
-		jen.Id("m").Dot("arena").Op("=").Make(jen.Index().Float32(), jen.Id("batch").Op("*").Id("arenaSize")),
-		jen.Id("m").Dot("batch").Op("=").Id("batch"),
+	doc(f, "reserve makes the activation memory hold at least n values; it\nallocates only when a run needs more than any before it.")
+	method(f, "reserve").Params(jen.Id("n").Int()).Block(
+		jen.If(jen.Len(jen.Id("m").Dot("arena")).Op("<").Id("n")).Block(
+			jen.Id("m").Dot("arena").Op("=").Make(jen.Index().Float32(), jen.Id("n")),
+		),
 	)
 
-	run := append([]jen.Code{jen.Id("m").Dot("reserve").Call(jen.Id("batch"))}, fwdLocals...)
+	run := []jen.Code{jen.Id("m").Dot("reserve").Call(jen.Id("batch").Op("*").Id("arenaSize"))}
+	if len(cached) > 0 {
+		run = append(run, jen.If(jen.Id("m").Dot("stale")).Block(jen.Id("m").Dot("materialize").Call()))
+	}
+	run = append(run, fwdLocals...)
 	run = append(run, fwd...)
 	batchCheck := jen.If(jen.Id("batch").Op("<").Lit(1)).Block(
 		jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(pkg+": batch size %d, want at least 1"), jen.Id("batch"))),
@@ -256,6 +273,13 @@ func (e *emitter) file() ([]byte, error) {
 	}
 
 	e.tensorAccessor(f)
+	if len(cached) > 0 {
+		doc(f, "materialize reconstructs every compressed weight from the pool, once per\nchange of the weights.")
+		method(f, "materialize").Params().Block(append(append(matLocals, matBody...), jen.Id("m").Dot("stale").Op("=").False())...)
+	}
+	if err := e.smhAPI(f, len(cached) > 0); err != nil {
+		return nil, err
+	}
 	if trainable {
 		e.trainAPI(f, tr)
 	}

@@ -19,6 +19,7 @@ type program struct {
 	fields []jen.Code
 	inits  []jen.Code
 	used   *locals // the locals the statements being emitted use
+	fixed  string  // the Model field holding the fixed arena
 }
 
 // locals records which slices and the batch size a function body reads.
@@ -34,7 +35,12 @@ func (e *emitter) program(g *ir.Graph, prefix string, stage ir.Stage) (*program,
 	if err := ir.Verify(g, stage); err != nil {
 		return nil, fmt.Errorf("codegen: invalid graph: %w", err)
 	}
-	p := &program{e: e, g: g, prefix: prefix, woff: map[*ir.Value]int{}, used: &locals{}}
+	p := &program{e: e, g: g, prefix: prefix, woff: map[*ir.Value]int{}, used: &locals{}, fixed: "fixed"}
+	if stage == ir.StageTraining {
+		// Training has its own fixed arena (gradients), allocated on
+		// first use, so inference alone never pays for it.
+		p.fixed = "tfixed"
+	}
 	if e.poff == nil {
 		if err := e.layoutParams(g); err != nil {
 			return nil, err
@@ -170,7 +176,7 @@ func (p *program) buf(v *ir.Value) jen.Code {
 func (p *program) fixedSlice(v *ir.Value) jen.Code {
 	root := ir.Root(v)
 	size := v.Type.Shape.Static()
-	return jen.Id("m").Dot("fixed").Index(jen.Lit(root.Offset).Op(":").Lit(root.Offset + size))
+	return jen.Id("m").Dot(p.fixed).Index(jen.Lit(root.Offset).Op(":").Lit(root.Offset + size))
 }
 
 // declare returns the statement that binds the locals a body used, and
@@ -180,7 +186,7 @@ func (p *program) declare() []jen.Code {
 	for _, l := range []struct {
 		used        bool
 		name, value string
-	}{{p.used.n, "n", ""}, {p.used.a, "a", "arena"}, {p.used.w, "w", "w"}, {p.used.f, "f", "fixed"}} {
+	}{{p.used.n, "n", ""}, {p.used.a, "a", "arena"}, {p.used.w, "w", "w"}, {p.used.f, "f", p.fixed}} {
 		if !l.used {
 			continue
 		}

@@ -19,6 +19,7 @@ type trainCode struct {
 var roleGroup = map[ir.Role]string{
 	ir.RoleWeight: "GroupWeights", ir.RoleBias: "GroupBias",
 	ir.RoleNormScale: "GroupNorm", ir.RoleNormBias: "GroupNorm",
+	ir.RoleSMHPool: "GroupSMHFactors", ir.RoleSMHScale: "GroupSMHScales",
 	ir.RoleOther: "GroupWeights",
 }
 
@@ -71,6 +72,7 @@ func (e *emitter) trainBodies() (*trainCode, error) {
 	}
 	locals := t.declare()
 	tc.backward = append([]jen.Code{
+		jen.Id("m").Dot("training").Call(),
 		jen.If(jen.Id("batch").Op("<").Lit(1)).Block(
 			jen.Return(jen.Lit(0), jen.Qual("fmt", "Errorf").Call(jen.Lit(pkg+": batch size %d, want at least 1"), jen.Id("batch"))),
 		),
@@ -78,7 +80,7 @@ func (e *emitter) trainBodies() (*trainCode, error) {
 		jen.If(jen.Len(jen.Id("labels")).Op("!=").Id("batch")).Block(
 			jen.Return(jen.Lit(0), jen.Qual("fmt", "Errorf").Call(jen.Lit(pkg+": %d labels for a batch of %d"), jen.Len(jen.Id("labels")), jen.Id("batch"))),
 		),
-		jen.Id("m").Dot("reserve").Call(jen.Id("batch")),
+		jen.Id("m").Dot("reserve").Call(jen.Id("batch").Op("*").Id("trainArenaSize")),
 	}, locals...)
 	tc.backward = append(append(append(tc.backward, fwd...), lossStmts...), bwd...)
 	tc.backward = append(tc.backward, jen.Return(jen.Id("loss"), jen.Nil()))
@@ -113,8 +115,16 @@ func (e *emitter) trainBodies() (*trainCode, error) {
 	tc.commit = append(t.declare(), jen.Id("m").Dot("Optimizer").Call().Dot("Step").Call(jen.Id("m").Dot("params")))
 	tc.commit = append(tc.commit, sideStmts...)
 	tc.commit = append(tc.commit, jen.Id("m").Dot("step").Op("++"))
-	tc.inits = []jen.Code{jen.Id("m").Dot("params").Op("=").Index().Qual(RuntimePath, "Param").Values(params...)}
+	if e.cached {
+		tc.commit = append(tc.commit, jen.Id("m").Dot("stale").Op("=").True())
+	}
+	tc.inits = []jen.Code{
+		jen.If(jen.Id("m").Dot("params").Op("!=").Nil()).Block(jen.Return()),
+		jen.Id("m").Dot("tfixed").Op("=").Make(jen.Index().Float32(), jen.Id("trainFixedSize")),
+		jen.Id("m").Dot("params").Op("=").Index().Qual(RuntimePath, "Param").Values(params...),
+	}
 	tc.fields = []jen.Code{
+		jen.Id("tfixed").Index().Float32().Comment("training values without a batch dimension: gradients"),
 		jen.Id("seed").Uint64().Comment("chosen by WithSeed; with step, fixes dropout masks"),
 		jen.Id("noDropout").Bool().Comment("set by WithoutDropout"),
 		jen.Id("randomInit").Bool().Comment("set by WithRandomInit"),
@@ -123,6 +133,9 @@ func (e *emitter) trainBodies() (*trainCode, error) {
 		jen.Id("params").Index().Qual(RuntimePath, "Param").Comment("what the optimizer updates: weights and their gradients"),
 	}
 	tc.consts = []jen.Code{
+		jen.Comment("trainArenaSize and trainFixedSize are training's activation memory per"), jen.Comment("sample and its fixed values (gradients)."),
+		jen.Id("trainArenaSize").Op("=").Lit(t.g.Arena),
+		jen.Id("trainFixedSize").Op("=").Lit(t.g.Fixed),
 		jen.Comment("structureHash identifies the weight layout that checkpoints hold."),
 		jen.Id("structureHash").Op("=").Lit(e.structureHash()),
 		jen.Comment("maxOptState bounds the optimizer state a checkpoint may hold."),
@@ -164,13 +177,15 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 
 	doc(f, "WithRandomInit replaces the weights of the model file by a fresh\n"+
 		"initialisation drawn from the seed, to train from scratch: He-normal\n"+
-		"convolution and dense weights (std sqrt(2/fan_in)), zero biases, and\n"+
-		"BatchNorm scale 1, shift 0, running mean 0 and variance 1.")
+		"convolution and dense weights (std sqrt(2/fan_in)), zero biases,\n"+
+		"BatchNorm scale 1, shift 0, running mean 0 and variance 1; for a\n"+
+		"compressed model, a new pool (entries of P with unit variance) and the\n"+
+		"scales' initial values.")
 	f.Func().Id("WithRandomInit").Params().Id("Option").Block(
 		jen.Return(jen.Func().Params(jen.Id("m").Op("*").Id("Model")).Block(jen.Id("m").Dot("randomInit").Op("=").True())),
 	)
 	doc(f, "reinit draws the weights WithRandomInit asks for.")
-	m("reinit").Params().Block(e.reinitBody()...)
+	m("reinit").Params().Block(append(e.reinitBody(), staleStmt(e.cached))...)
 
 	doc(f, "TrainStep runs one training step on batch samples x with integer class\n"+
 		"labels: forward in training mode (batch statistics, dropout), softmax\n"+
@@ -189,6 +204,8 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 	m("Gradients").Params(xArgs...).Params(lossErr...).Block(
 		jen.Return(jen.Id("m").Dot("backward").Call(jen.Id("x"), jen.Id("labels"), jen.Id("batch"))),
 	)
+	doc(f, "training allocates what training needs beyond inference, once: the\ngradients and the optimizer's view of the parameters.")
+	m("training").Params().Block(tc.inits...)
 	doc(f, "backward runs forward, loss and backward, leaving the gradients in the\nfixed arena.")
 	m("backward").Params(xArgs...).Params(lossErr...).Block(tc.backward...)
 	doc(f, "commit applies a successful step: the optimizer update, the running\nstatistics, the step counter.")
@@ -196,6 +213,7 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 
 	doc(f, "Optimizer returns the model's optimizer, setting the default (SGD with\nlearning rate 0.01 and momentum 0.9) if none was set.")
 	m("Optimizer").Params().Qual(RuntimePath, "Optimizer").Block(
+		jen.Id("m").Dot("training").Call(),
 		jen.If(jen.Id("m").Dot("opt").Op("==").Nil()).Block(
 			jen.Id("m").Dot("SetOptimizer").Call(jen.Id("defaultOptimizer").Call()),
 		),
@@ -208,13 +226,17 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 		"the model's parameters (an optimizer serves one model). Its\n"+
 		"hyperparameters, such as the learning rate, may change between steps.")
 	m("SetOptimizer").Params(jen.Id("o").Qual(RuntimePath, "Optimizer")).Block(
+		jen.Id("m").Dot("training").Call(),
 		jen.Id("o").Dot("Init").Call(jen.Id("m").Dot("params")),
 		jen.Id("m").Dot("opt").Op("=").Id("o"),
 	)
 	doc(f, "Params returns the trainable parameters as the optimizer sees them: each\n"+
 		"one's name in the model file, its optimizer group, and the model's own\n"+
 		"buffers for its values and its last gradient.")
-	m("Params").Params().Index().Qual(RuntimePath, "Param").Block(jen.Return(jen.Id("m").Dot("params")))
+	m("Params").Params().Index().Qual(RuntimePath, "Param").Block(
+		jen.Id("m").Dot("training").Call(),
+		jen.Return(jen.Id("m").Dot("params")),
+	)
 	doc(f, "Steps returns the number of training steps the model has taken.")
 	m("Steps").Params().Uint64().Block(jen.Return(jen.Id("m").Dot("step")))
 
@@ -238,6 +260,7 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 	m("Load").Params(jen.Id("r").Qual("io", "Reader")).Error().Block(
 		jen.List(jen.Id("c"), jen.Err()).Op(":=").Qual(RuntimePath, "ReadCheckpoint").Call(jen.Id("r"), jen.Id("structureHash"), jen.Id("numWeights"), jen.Id("maxOptState")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Qual("fmt", "Errorf").Call(jen.Lit(pkg+": %w"), jen.Err()))),
+		jen.Id("m").Dot("training").Call(),
 		jen.Id("opt").Op(":=").Id("m").Dot("opt"),
 		jen.If(jen.Id("c").Dot("OptKind").Op("!=").Lit("")).Block(
 			jen.If(jen.Id("opt").Op("==").Nil()).Block(
@@ -254,6 +277,7 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 		),
 		jen.Copy(jen.Id("m").Dot("w"), jen.Id("c").Dot("Weights")),
 		jen.Id("m").Dot("step").Op("=").Id("c").Dot("Step"),
+		staleStmt(e.cached),
 		jen.If(jen.Id("c").Dot("Seed").Op("!=").Id("m").Dot("seed")).Block(
 			jen.Id("m").Dot("seed").Op("=").Id("c").Dot("Seed"),
 			jen.Comment("Kernels that draw random numbers hold the seed."),
@@ -274,37 +298,15 @@ func (e *emitter) trainAPI(f *jen.File, tc *trainCode) {
 	)
 }
 
-// fanIn is the number of inputs each output of a weight sees, from the op
-// that reads it: the He initialisation's scale. It is 0 for parameters no
-// convolution or dense layer reads as its weight.
-func fanIn(g *ir.Graph, p *ir.Value) int {
-	for _, n := range g.Users(p) {
-		if n.Arg(1) != p {
-			continue
-		}
-		s := p.Type.Shape
-		switch n.Op {
-		case ir.OpConv:
-			return s[1] * s[2] * s[3]
-		case ir.OpGemm:
-			if n.Attrs.(*ir.GemmAttrs).TransB {
-				return s[1]
-			}
-			return s[0]
-		case ir.OpMatMul:
-			return s[len(s)-2]
-		}
-	}
-	return 0
-}
-
 // reinitBody re-draws every parameter from the model's seed: He-normal
 // weights (std sqrt(2/fan_in), PyTorch's kaiming_normal_), zero biases,
 // BatchNorm scale 1 and shift 0, running mean 0 and variance 1. Parameters
 // of other roles keep their values.
 func (e *emitter) reinitBody() []jen.Code {
 	g := e.eval.g
-	body := []jen.Code{jen.Id("rng").Op(":=").Qual(RuntimePath, "NewRNG").Call(jen.Id("m").Dot("seed"))}
+	var body []jen.Code
+	usesRNG := false
+	r := ir.ReportSMH(g)
 	for i, p := range g.Params {
 		off, size := e.poff[i], p.Type.Shape.Static()
 		buf := jen.Id("m").Dot("w").Index(jen.Lit(off).Op(":").Lit(off + size))
@@ -312,18 +314,48 @@ func (e *emitter) reinitBody() []jen.Code {
 			return jen.For(jen.Id("i").Op(":=").Range().Add(buf)).Block(
 				jen.Id("m").Dot("w").Index(jen.Lit(off).Op("+").Id("i")).Op("=").Lit(v))
 		}
+		note := strconvQuote(p.Name)
 		switch p.Param.Role {
 		case ir.RoleWeight:
-			if fan := fanIn(g, p); fan > 0 {
-				body = append(body, jen.Qual(RuntimePath, "HeNormal").Call(buf, jen.Id("rng"), jen.Lit(fan)).Comment(strconvQuote(p.Name)))
+			if fan := ir.FanIn(g, p); fan > 0 {
+				usesRNG = true
+				body = append(body, jen.Qual(RuntimePath, "HeNormal").Call(buf, jen.Id("rng"), jen.Lit(fan)).Comment(note))
 			}
 		case ir.RoleBias, ir.RoleNormBias, ir.RoleNormMean:
-			body = append(body, jen.Clear(buf).Comment(strconvQuote(p.Name)))
+			body = append(body, jen.Clear(buf).Comment(note))
 		case ir.RoleNormScale, ir.RoleNormVar:
-			body = append(body, fill(1).Comment(strconvQuote(p.Name)))
+			body = append(body, fill(1).Comment(note))
+		case ir.RoleSMHPool:
+			usesRNG = true
+			if r.Variant == "hash" {
+				body = append(body, jen.Qual(RuntimePath, "Normal").Call(buf, jen.Id("rng"), jen.Lit(0), jen.Lit(1)).Comment(note))
+			} else {
+				half := off + size/2
+				body = append(body, jen.Qual(RuntimePath, "SMHInitFactors").Call(
+					jen.Id("m").Dot("w").Index(jen.Lit(off).Op(":").Lit(half)),
+					jen.Id("m").Dot("w").Index(jen.Lit(half).Op(":").Lit(off+size)),
+					jen.Id("rng"), jen.Lit(r.Rank)).Comment(note))
+			}
+		case ir.RoleSMHScale:
+			vals := make([]jen.Code, len(p.Param.Data))
+			for j, v := range p.Param.Data {
+				vals[j] = lit32(v)
+			}
+			body = append(body, jen.Copy(buf, jen.Index().Float32().Values(vals...)).Comment(note))
 		}
+	}
+	if usesRNG {
+		body = append([]jen.Code{jen.Id("rng").Op(":=").Qual(RuntimePath, "NewRNG").Call(jen.Id("m").Dot("seed"))}, body...)
 	}
 	return body
 }
 
 func strconvQuote(s string) string { return strconv.Quote(s) }
+
+// staleStmt marks cached weights out of date, when the package caches them.
+func staleStmt(cached bool) jen.Code {
+	if !cached {
+		return jen.Null()
+	}
+	return jen.Id("m").Dot("stale").Op("=").True()
+}

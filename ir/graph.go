@@ -51,9 +51,14 @@ const (
 	RoleNormBias
 	RoleNormMean
 	RoleNormVar
+	// RoleSMHPool is the shared pool compressed weights are read from (the
+	// factors L and R of P = L·R, or a hash table).
+	RoleSMHPool
+	// RoleSMHScale is the vector of per-tensor scales of compressed weights.
+	RoleSMHScale
 )
 
-var roleNames = [...]string{"other", "weight", "bias", "norm_scale", "norm_bias", "norm_mean", "norm_var"}
+var roleNames = [...]string{"other", "weight", "bias", "norm_scale", "norm_bias", "norm_mean", "norm_var", "smh_pool", "smh_scale"}
 
 func (r Role) String() string {
 	if int(r) < len(roleNames) {

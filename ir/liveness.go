@@ -34,12 +34,18 @@ func Lifetimes(g *Graph) []*Lifetime {
 				lt.End = max(lt.End, end)
 			}
 		}
+		cached := n.Op == OpSMHReconstruct && n.Attrs.(*SMHAttrs).Cached
 		for _, r := range n.Results {
 			root := Root(r)
 			if root != r {
 				continue
 			}
 			lt := &Lifetime{Root: r, Start: i, End: i, Size: r.Type.Shape.Static(), Batched: r.Type.Shape.HasBatch()}
+			if cached {
+				// Computed once when the weights change and read by every
+				// run: its memory is its own for the whole program.
+				lt.Start, lt.End = 0, len(g.Nodes)
+			}
 			byRoot[r] = lt
 			out = append(out, lt)
 		}

@@ -55,6 +55,11 @@ const (
 	OpConstantOfShape
 	OpCast
 
+	// Structured Multi-Hashing (ops_smh.go): a weight read from the shared
+	// pool, and the pool's gradient.
+	OpSMHReconstruct
+	OpSMHGradSum
+
 	// Training ops: the train-mode forward of BatchNorm, backward kernels,
 	// the loss and parameter updates (ops_train.go).
 	OpBatchNormTrain

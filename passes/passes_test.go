@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestPasses(t *testing.T) {
 			}
 			g, err := ir.Parse(sections["in"])
 			require.NoError(t, err)
-			c := &Context{Training: strings.Contains(string(ar.Comment), "training")}
+			c := &Context{Training: strings.Contains(string(ar.Comment), "training"), SMH: smhFromComment(t, string(ar.Comment))}
 			pl, err := NewPipeline(&Pass{Name: p.Name, Stage: p.Stage, Run: p.Run})
 			require.NoError(t, err)
 			err = pl.Run(g, c, "")
@@ -82,7 +83,7 @@ func TestPipelineChecksOrder(t *testing.T) {
 	assert.ErrorContains(t, err, "appears twice")
 	pl, err := NewPipeline(Inference()...)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"cleanup", "fold", "simplify", "bnfold", "fuse", "dce", "plan"}, pl.Names())
+	assert.Equal(t, []string{"cleanup", "fold", "simplify", "bnfold", "smh", "fuse", "dce", "plan"}, pl.Names())
 	g, err := ir.Parse("graph \"g\" opset=14\ninput v0:f32[N,2] \"x\"\nv1:? = Relu v0\noutput v1 \"y\"\n")
 	require.NoError(t, err)
 	err = pl.Run(g, &Context{Disabled: map[string]bool{"cleanup": true}}, "")
@@ -109,4 +110,37 @@ func TestPipelineNamesFailingPass(t *testing.T) {
 		require.NoError(t, err)
 		assert.ErrorContains(t, pl.Run(g, nil, ""), c.want)
 	}
+}
+
+// smhFromComment reads an "smh: key=value ..." line of an archive comment
+// into an SMH configuration (variant, fraction, params, conv, cached).
+func smhFromComment(t *testing.T, comment string) *SMHConfig {
+	for _, line := range strings.Split(comment, "\n") {
+		rest, ok := strings.CutPrefix(line, "smh:")
+		if !ok {
+			continue
+		}
+		cfg := &SMHConfig{Variant: "product", Seed: 1}
+		for _, kv := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(kv, "=")
+			var err error
+			switch k {
+			case "variant":
+				cfg.Variant = v
+			case "fraction":
+				cfg.Fraction, err = strconv.ParseFloat(v, 64)
+			case "params":
+				cfg.Params, err = strconv.Atoi(v)
+			case "conv":
+				cfg.ConvOnly = true
+			case "cached":
+				cfg.Cached = true
+			default:
+				t.Fatalf("unknown smh key %q", k)
+			}
+			require.NoError(t, err)
+		}
+		return cfg
+	}
+	return nil
 }

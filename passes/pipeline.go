@@ -42,6 +42,8 @@ type Context struct {
 	AfterPass func(pass string, g *ir.Graph)
 	// Logf, if set, receives one line per notable rewrite.
 	Logf func(format string, args ...any)
+	// SMH, if set, has the smh pass compress the model.
+	SMH *SMHConfig
 }
 
 func (c *Context) logf(format string, args ...any) {
@@ -152,18 +154,18 @@ func runOne(ps *Pass, g *ir.Graph, c *Context) (err error) {
 // Inference returns the passes that prepare an imported graph for inference
 // code generation, in order.
 func Inference() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, BNFold, Fuse, DCE, Plan}
+	return []*Pass{Cleanup, Fold, Simplify, BNFold, SMH, Fuse, DCE, Plan}
 }
 
 // Training returns the passes that build the training program from an
 // imported graph (run it with Context.Training set).
 func Training() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, TrainMode, Autodiff, Fuse, DCE, Plan}
+	return []*Pass{Cleanup, Fold, Simplify, SMH, TrainMode, Autodiff, SMHGrad, Fuse, DCE, Plan}
 }
 
 // TrainedInference returns the passes that build the inference program of a
 // trainable package: as Inference, but BatchNorm stays a kernel over the
 // running statistics, since the weights change as the model trains.
 func TrainedInference() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, Fuse, DCE, Plan}
+	return []*Pass{Cleanup, Fold, Simplify, SMH, Fuse, DCE, Plan}
 }

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/smhgen/smhgen/codegen"
@@ -48,6 +49,17 @@ type config struct {
 	check     bool
 	mode      string
 	model     string
+
+	fraction     float64
+	params       int
+	smh          string
+	smhScope     string
+	smhExclude   string
+	smhScale     string
+	smhSeed      uint64
+	smhInference string
+	report       bool
+	smhConfig    *passes.SMHConfig
 }
 
 // parseArgs accepts flags before and after the model path, as in
@@ -64,6 +76,15 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.dumpAfter, "dump-after", "", "emit the IR after `pass` and stop (\"import\" for the frontend's output)")
 	fs.Int64Var(&c.maxParams, "max-params", onnx.DefaultMaxElems, "refuse tensors with more than `n` elements")
 	fs.BoolVar(&c.verbose, "v", false, "log the rewrites passes make to standard error")
+	fs.Float64Var(&c.fraction, "fraction", 0, "compress the weights with SMH to this `fraction` of their count (0 < F <= 1)")
+	fs.IntVar(&c.params, "params", 0, "compress with SMH to a total of `T` trainable values (pool, scales and uncompressed parameters)")
+	fs.StringVar(&c.smh, "smh", "product", "the compression `variant`: product (Structured Multi-Hashing), hash (HashedNets) or kron (sum of Kronecker products)")
+	fs.StringVar(&c.smhScope, "smh-scope", "all", "what to compress: all (convolution and dense weights and biases) or conv")
+	fs.StringVar(&c.smhExclude, "smh-exclude", "", "leave parameters whose names match this `regexp` uncompressed")
+	fs.StringVar(&c.smhScale, "smh-scale", "fanin", "initial scale of compressed weights: fanin (He, sqrt(2/fan_in)) or fanout (sqrt(2/fan_out), as EfficientNet)")
+	fs.Uint64Var(&c.smhSeed, "smh-seed", 1, "`seed` of the pool's initial values and of the hash variant")
+	fs.StringVar(&c.smhInference, "smh-inference", "fused", "fused (reconstruct each layer's weights just before use: the pool plus one layer in memory) or cached (reconstruct all once per weight change: faster)")
+	fs.BoolVar(&c.report, "report", false, "print the compression report (per-tensor layout and totals) to standard error; without -o, print it and stop")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: smhgen [flags] model.onnx\n\nflags:\n")
 		fs.PrintDefaults()
@@ -87,8 +108,14 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, usageError{fmt.Sprintf("want one model file, have %d arguments", len(pos))}
 	}
 	c.model = pos[0]
+	if err := c.parseSMH(); err != nil {
+		return nil, err
+	}
 	switch c.emit {
 	case "go":
+		if c.report && c.out == "" {
+			break
+		}
 		if c.dumpAfter != "" {
 			return nil, usageError{"-dump-after needs -emit=ir"}
 		}
@@ -129,6 +156,58 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	return c, nil
 }
 
+// parseSMH checks the compression flags and builds the pass's config.
+func (c *config) parseSMH() error {
+	if c.fraction == 0 && c.params == 0 {
+		if c.report {
+			return usageError{"-report needs -fraction or -params"}
+		}
+		return nil
+	}
+	if c.fraction != 0 && c.params != 0 {
+		return usageError{"give -fraction or -params, not both"}
+	}
+	if c.fraction < 0 || c.fraction > 1 || c.params < 0 {
+		return usageError{fmt.Sprintf("-fraction %v / -params %d: want 0 < F <= 1 or T > 0", c.fraction, c.params)}
+	}
+	cfg := &passes.SMHConfig{Variant: c.smh, Fraction: c.fraction, Params: c.params, Seed: c.smhSeed}
+	switch c.smh {
+	case "product", "hash", "kron":
+	default:
+		return usageError{fmt.Sprintf("-smh=%s: want product, hash or kron", c.smh)}
+	}
+	switch c.smhScope {
+	case "all":
+	case "conv":
+		cfg.ConvOnly = true
+	default:
+		return usageError{fmt.Sprintf("-smh-scope=%s: want all or conv", c.smhScope)}
+	}
+	switch c.smhScale {
+	case "fanin":
+	case "fanout":
+		cfg.FanOut = true
+	default:
+		return usageError{fmt.Sprintf("-smh-scale=%s: want fanin or fanout", c.smhScale)}
+	}
+	switch c.smhInference {
+	case "fused":
+	case "cached":
+		cfg.Cached = true
+	default:
+		return usageError{fmt.Sprintf("-smh-inference=%s: want fused or cached", c.smhInference)}
+	}
+	if c.smhExclude != "" {
+		re, err := regexp.Compile(c.smhExclude)
+		if err != nil {
+			return usageError{fmt.Sprintf("-smh-exclude: %v", err)}
+		}
+		cfg.Exclude = re
+	}
+	c.smhConfig = cfg
+	return nil
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	c, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -151,6 +230,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "smhgen: %s: %v\n", c.model, err)
 		return 1
+	}
+	if len(files) == 0 {
+		return 0
 	}
 	if c.out == "" {
 		if _, err := stdout.Write(files[0].data); err != nil {
@@ -221,13 +303,21 @@ func compile(c *config, stderr io.Writer) ([]outFile, error) {
 		}
 		return []outFile{{c.out, []byte(ir.Format(g))}}, nil
 	}
-	ctx := &passes.Context{Training: c.emit == "train-ir"}
+	ctx := &passes.Context{Training: c.emit == "train-ir", SMH: c.smhConfig}
 	if c.verbose {
 		ctx.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
-	if c.emit != "go" {
+	if c.emit != "go" || c.report && c.out == "" {
 		if err := pipe.Run(g, ctx, c.dumpAfter); err != nil {
 			return nil, err
+		}
+		if c.emit == "go" {
+			return nil, writeReport(g, stderr)
+		}
+		if c.report {
+			if err := writeReport(g, stderr); err != nil {
+				return nil, err
+			}
 		}
 		return []outFile{{c.out, []byte(ir.Format(g))}}, nil
 	}
@@ -236,6 +326,11 @@ func compile(c *config, stderr io.Writer) ([]outFile, error) {
 	out, err := generate(c, g, opts, gopts, ctx, stderr)
 	if err != nil {
 		return nil, err
+	}
+	if c.report {
+		if err := writeReport(g, stderr); err != nil {
+			return nil, err
+		}
 	}
 	return []outFile{{c.out, out.Go}, {weights, out.Weights}}, nil
 }
@@ -281,6 +376,15 @@ func generate(c *config, g *ir.Graph, opts onnx.Options, gopts codegen.Options, 
 		return nil, err
 	}
 	return codegen.Generate(g, gopts)
+}
+
+// writeReport prints the compression report of a compiled graph.
+func writeReport(g *ir.Graph, w io.Writer) error {
+	r := ir.ReportSMH(g)
+	if r == nil {
+		return fmt.Errorf("the model is not compressed")
+	}
+	return r.Write(w)
 }
 
 // unwrapPass strips the pipeline's "pass NAME:" wrapping for a message.

@@ -199,7 +199,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"output not .go", []string{"-o", "net.txt", lenet}, 2, []string{"must be a .go file"}},
 		{"bad package", []string{"-pkg", "func", "-o", "x.go", lenet}, 2, []string{`-pkg "func" is not a Go identifier`}},
 		{"dump-after with go", []string{"-dump-after=fold", "-o", "x.go", lenet}, 2, []string{"-dump-after needs -emit=ir"}},
-		{"bad dump-after", []string{"-emit=ir", "-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, fuse, dce, plan"}},
+		{"bad dump-after", []string{"-emit=ir", "-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, smh, fuse, dce, plan"}},
 		{"missing file", []string{"-emit=ir", "nosuch.onnx"}, 1, []string{"nosuch.onnx", "no such file"}},
 		{"unsupported op", []string{"-emit=ir", filepath.Join(modelDir, "bad_unsupported_op.onnx")}, 1, []string{"bad_unsupported_op.onnx", `node "lstm_0" (LSTM, opset 14): unsupported op`}},
 		{"limit", []string{"-emit=ir", "-max-params", "1000", lenet}, 1, []string{"lenet5.onnx", "exceed the limit of 1000"}},
@@ -271,4 +271,43 @@ func TestModes(t *testing.T) {
 	src, errs := gen(filepath.Join(modelDir, "shared_initializer.onnx"))
 	assert.NotContains(t, src, "TrainStep")
 	assert.Contains(t, errs, "not a classifier")
+}
+
+// TestSMHFlags: -report prints the compression's layout and counts; bad
+// compression flags are usage errors.
+func TestSMHFlags(t *testing.T) {
+	lenet := filepath.Join(modelDir, "lenet5.onnx")
+	code, out, errs := smhgen("-report", "-fraction", "0.1", lenet)
+	require.Equal(t, 0, code, errs)
+	assert.Empty(t, out)
+	assert.Contains(t, errs, `"fc1.weight"   [120 400]    2572  48000`)
+	assert.Contains(t, errs, "variant product, d=249 r=13: 61706 weights in 10 tensors compressed into a pool of 6474 and 10 scales")
+	assert.Contains(t, errs, "trainable: 61706 dense -> 6484 compressed")
+
+	dir := t.TempDir()
+	code, _, errs = smhgen("-smh=hash", "-params", "5000", "-o", filepath.Join(dir, "net.go"), lenet)
+	require.Equal(t, 0, code, errs)
+	src, err := os.ReadFile(filepath.Join(dir, "net.go"))
+	require.NoError(t, err)
+	assert.Regexp(t, `SMHVariant += "hash"`, string(src))
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-fraction", "0.5", "-params", "100"}, "not both"},
+		{[]string{"-fraction", "1.5"}, "want 0 < F <= 1"},
+		{[]string{"-fraction", "0.5", "-smh=magic"}, "-smh=magic: want product, hash or kron"},
+		{[]string{"-fraction", "0.5", "-smh-scope=dense"}, "want all or conv"},
+		{[]string{"-fraction", "0.5", "-smh-exclude=("}, "-smh-exclude"},
+		{[]string{"-fraction", "0.5", "-smh-inference=lazy"}, "want fused or cached"},
+		{[]string{"-report"}, "-report needs -fraction or -params"},
+	} {
+		code, _, errs := smhgen(append(c.args, "-emit=ir", lenet)...)
+		assert.Equal(t, 2, code, errs)
+		assert.Contains(t, errs, c.want)
+	}
+	code, _, errs = smhgen("-params", "10", "-emit=ir", lenet)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "budget")
 }

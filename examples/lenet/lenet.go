@@ -29,10 +29,14 @@ const (
 	// OutputSize is the number of values Forward returns per sample.
 	OutputSize = 10
 	numWeights = 61706
-	// arenaSize is the activation memory per sample, in float32s.
-	arenaSize = 14112
-	fixedSize = 61707
+	// arenaSize is the activation memory of inference per sample, in float32s.
+	arenaSize = 5880
+	fixedSize = 0
 	numParams = 61706
+	// trainArenaSize and trainFixedSize are training's activation memory per
+	// sample and its fixed values (gradients).
+	trainArenaSize = 14112
+	trainFixedSize = 61707
 	// structureHash identifies the weight layout that checkpoints hold.
 	structureHash = uint64(0xc52d270bdb6c1c8)
 	// maxOptState bounds the optimizer state a checkpoint may hold.
@@ -55,9 +59,9 @@ func OutputShape() []int {
 // memory of one instance of the network.
 type Model struct {
 	w          []float32 // parameters and constants, as laid out in the weights file
-	arena      []float32 // activations, arenaSize per sample
-	fixed      []float32 // values without a batch dimension
-	batch      int       // the largest batch arena is sized for
+	arena      []float32 // activations, grown to the largest run so far
+	fixed      []float32 // inference values without a batch dimension
+	tfixed     []float32 // training values without a batch dimension: gradients
 	seed       uint64    // chosen by WithSeed; with step, fixes dropout masks
 	noDropout  bool      // set by WithoutDropout
 	randomInit bool      // set by WithRandomInit
@@ -243,57 +247,6 @@ func (m *Model) init() error {
 		return fmt.Errorf("node %s: %w", "v46 = ConvGradBias \"/conv1/Conv/grad\"", err)
 	}
 	m.fixed = make([]float32, fixedSize)
-	m.params = []rt.Param{{
-		Data:  m.w[0:150],
-		Grad:  m.fixed[61320:61470],
-		Group: rt.GroupWeights,
-		Name:  "conv1.weight",
-	}, {
-		Data:  m.w[150:156],
-		Grad:  m.fixed[61700:61706],
-		Group: rt.GroupBias,
-		Name:  "conv1.bias",
-	}, {
-		Data:  m.w[156:2556],
-		Grad:  m.fixed[58080:60480],
-		Group: rt.GroupWeights,
-		Name:  "conv2.weight",
-	}, {
-		Data:  m.w[2556:2572],
-		Grad:  m.fixed[61674:61690],
-		Group: rt.GroupBias,
-		Name:  "conv2.bias",
-	}, {
-		Data:  m.w[2572:50572],
-		Grad:  m.fixed[0:48000],
-		Group: rt.GroupWeights,
-		Name:  "fc1.weight",
-	}, {
-		Data:  m.w[50572:50692],
-		Grad:  m.fixed[61470:61590],
-		Group: rt.GroupBias,
-		Name:  "fc1.bias",
-	}, {
-		Data:  m.w[50692:60772],
-		Grad:  m.fixed[48000:58080],
-		Group: rt.GroupWeights,
-		Name:  "fc2.weight",
-	}, {
-		Data:  m.w[60772:60856],
-		Grad:  m.fixed[61590:61674],
-		Group: rt.GroupBias,
-		Name:  "fc2.bias",
-	}, {
-		Data:  m.w[60856:61696],
-		Grad:  m.fixed[60480:61320],
-		Group: rt.GroupWeights,
-		Name:  "fc3.weight",
-	}, {
-		Data:  m.w[61696:61706],
-		Grad:  m.fixed[61690:61700],
-		Group: rt.GroupBias,
-		Name:  "fc3.bias",
-	}}
 	return nil
 }
 
@@ -302,14 +255,12 @@ func (m *Model) NumParams() int {
 	return numParams
 }
 
-// reserve sizes the activation memory for batch samples; it allocates
-// only when the batch is the largest so far.
-func (m *Model) reserve(batch int) {
-	if batch <= m.batch {
-		return
+// reserve makes the activation memory hold at least n values; it
+// allocates only when a run needs more than any before it.
+func (m *Model) reserve(n int) {
+	if len(m.arena) < n {
+		m.arena = make([]float32, n)
 	}
-	m.arena = make([]float32, batch*arenaSize)
-	m.batch = batch
 }
 
 // Forward runs inference on batch samples laid out one after the other in x
@@ -324,7 +275,7 @@ func (m *Model) Forward(x []float32, batch int) ([]float32, error) {
 	if len(x) != batch*InputSize {
 		return nil, fmt.Errorf("lenet: input has %d values, want %d (batch %d of %d)", len(x), batch*InputSize, batch, InputSize)
 	}
-	m.reserve(batch)
+	m.reserve(batch * arenaSize)
 	n, a, w := batch, m.arena, m.w
 	// v12 = Conv "/conv1/Conv"
 	rt.Conv2D(&m.e12, n, a[0:4704*n], x, w[0:150], w[150:156])
@@ -397,8 +348,10 @@ func WithoutDropout() Option {
 
 // WithRandomInit replaces the weights of the model file by a fresh
 // initialisation drawn from the seed, to train from scratch: He-normal
-// convolution and dense weights (std sqrt(2/fan_in)), zero biases, and
-// BatchNorm scale 1, shift 0, running mean 0 and variance 1.
+// convolution and dense weights (std sqrt(2/fan_in)), zero biases,
+// BatchNorm scale 1, shift 0, running mean 0 and variance 1; for a
+// compressed model, a new pool (entries of P with unit variance) and the
+// scales' initial values.
 func WithRandomInit() Option {
 	return func(m *Model) {
 		m.randomInit = true
@@ -441,9 +394,70 @@ func (m *Model) Gradients(x []float32, labels []int32, batch int) (float32, erro
 	return m.backward(x, labels, batch)
 }
 
+// training allocates what training needs beyond inference, once: the
+// gradients and the optimizer's view of the parameters.
+func (m *Model) training() {
+	if m.params != nil {
+		return
+	}
+	m.tfixed = make([]float32, trainFixedSize)
+	m.params = []rt.Param{{
+		Data:  m.w[0:150],
+		Grad:  m.tfixed[61320:61470],
+		Group: rt.GroupWeights,
+		Name:  "conv1.weight",
+	}, {
+		Data:  m.w[150:156],
+		Grad:  m.tfixed[61700:61706],
+		Group: rt.GroupBias,
+		Name:  "conv1.bias",
+	}, {
+		Data:  m.w[156:2556],
+		Grad:  m.tfixed[58080:60480],
+		Group: rt.GroupWeights,
+		Name:  "conv2.weight",
+	}, {
+		Data:  m.w[2556:2572],
+		Grad:  m.tfixed[61674:61690],
+		Group: rt.GroupBias,
+		Name:  "conv2.bias",
+	}, {
+		Data:  m.w[2572:50572],
+		Grad:  m.tfixed[0:48000],
+		Group: rt.GroupWeights,
+		Name:  "fc1.weight",
+	}, {
+		Data:  m.w[50572:50692],
+		Grad:  m.tfixed[61470:61590],
+		Group: rt.GroupBias,
+		Name:  "fc1.bias",
+	}, {
+		Data:  m.w[50692:60772],
+		Grad:  m.tfixed[48000:58080],
+		Group: rt.GroupWeights,
+		Name:  "fc2.weight",
+	}, {
+		Data:  m.w[60772:60856],
+		Grad:  m.tfixed[61590:61674],
+		Group: rt.GroupBias,
+		Name:  "fc2.bias",
+	}, {
+		Data:  m.w[60856:61696],
+		Grad:  m.tfixed[60480:61320],
+		Group: rt.GroupWeights,
+		Name:  "fc3.weight",
+	}, {
+		Data:  m.w[61696:61706],
+		Grad:  m.tfixed[61690:61700],
+		Group: rt.GroupBias,
+		Name:  "fc3.bias",
+	}}
+}
+
 // backward runs forward, loss and backward, leaving the gradients in the
 // fixed arena.
 func (m *Model) backward(x []float32, labels []int32, batch int) (float32, error) {
+	m.training()
 	if batch < 1 {
 		return 0, fmt.Errorf("lenet: batch size %d, want at least 1", batch)
 	}
@@ -453,8 +467,8 @@ func (m *Model) backward(x []float32, labels []int32, batch int) (float32, error
 	if len(labels) != batch {
 		return 0, fmt.Errorf("lenet: %d labels for a batch of %d", len(labels), batch)
 	}
-	m.reserve(batch)
-	n, a, w, f := batch, m.arena, m.w, m.fixed
+	m.reserve(batch * trainArenaSize)
+	n, a, w, f := batch, m.arena, m.w, m.tfixed
 	// v14 = Conv "/conv1/Conv"
 	rt.Conv2D(&m.t14, n, a[0:4704*n], x, w[0:150], w[150:156])
 	// v15 = MaxPool "/MaxPool"
@@ -534,6 +548,7 @@ func (m *Model) commit(batch int) {
 // Optimizer returns the model's optimizer, setting the default (SGD with
 // learning rate 0.01 and momentum 0.9) if none was set.
 func (m *Model) Optimizer() rt.Optimizer {
+	m.training()
 	if m.opt == nil {
 		m.SetOptimizer(defaultOptimizer())
 	}
@@ -550,6 +565,7 @@ func defaultOptimizer() rt.Optimizer {
 // the model's parameters (an optimizer serves one model). Its
 // hyperparameters, such as the learning rate, may change between steps.
 func (m *Model) SetOptimizer(o rt.Optimizer) {
+	m.training()
 	o.Init(m.params)
 	m.opt = o
 }
@@ -558,6 +574,7 @@ func (m *Model) SetOptimizer(o rt.Optimizer) {
 // one's name in the model file, its optimizer group, and the model's own
 // buffers for its values and its last gradient.
 func (m *Model) Params() []rt.Param {
+	m.training()
 	return m.params
 }
 
@@ -591,6 +608,7 @@ func (m *Model) Load(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("lenet: %w", err)
 	}
+	m.training()
 	opt := m.opt
 	if c.OptKind != "" {
 		if opt == nil {
