@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/smhgen/smhgen/internal/mnist"
+	"github.com/smhgen/smhgen/datasets"
 	rt "github.com/smhgen/smhgen/runtime"
 )
 
@@ -21,15 +21,11 @@ func TestTrainMNIST(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains on MNIST")
 	}
-	dir, err := mnist.Dir()
+	train, err := datasets.MNIST(true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	train, err := mnist.Load(dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	test, err := mnist.Load(dir, false)
+	test, err := datasets.MNIST(false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,157 @@
+// Command experiments measures accuracy against trainable parameters for
+// Structured Multi-Hashing and its baselines, and writes the results the
+// README shows:
+//
+//	go run ./experiments            # the full sweeps (hours on 2 cores)
+//	go run ./experiments -quick     # a short version (under 10 minutes)
+//
+// For each sweep (LeNet-5 on MNIST, a CIFAR-style ResNet-20 on
+// Fashion-MNIST) it trains the dense model; SMH at fractions 0.5, 0.25,
+// 0.1, 0.05 and 0.02 of the weights; the HashedNets baseline at the same
+// sizes; and narrower networks (width multipliers) near the same sizes, all
+// with one recipe per sweep. Each run's result goes to
+// docs/results/SWEEP/RUN.json as it finishes, so an interrupted sweep
+// resumes; then docs/results/SWEEP.csv, SWEEP.png (accuracy against
+// parameters, one line per method) and SWEEP.md (the table) are written.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/smhgen/smhgen/internal/trainrun"
+	"github.com/smhgen/smhgen/train"
+)
+
+// run is one point of a sweep.
+type run struct {
+	name, method string
+	spec         train.Spec
+}
+
+// sweep is one model on one data set with one recipe.
+type sweep struct {
+	name    string
+	recipe  train.Spec
+	dense   string   // the dense model
+	widths  []string // narrower exports of it
+	methods []string
+}
+
+var fractions = []float64{0.5, 0.25, 0.1, 0.05, 0.02}
+
+func sweeps(quick bool) []sweep {
+	lenet := train.Spec{Data: "mnist", Epochs: 3, Batch: 128, LR: 0.05, FactorLR: 0.2, Momentum: 0.9, Nesterov: true,
+		WeightDecay: 5e-4, Warmup: 100, Crop: 2, Seed: 1}
+	resnet := train.Spec{Data: "fashion", Epochs: 8, Batch: 128, LR: 0.1, FactorLR: 0.4, Momentum: 0.9, Nesterov: true,
+		WeightDecay: 5e-4, Warmup: 200, Crop: 2, Flip: true, Seed: 1}
+	if quick {
+		lenet.Epochs, lenet.Subset, lenet.TestSubset = 1, 10000, 2000
+		resnet.Epochs, resnet.Subset, resnet.TestSubset = 1, 5000, 2000
+	}
+	return []sweep{
+		{name: "mnist_lenet5", recipe: lenet, dense: "lenet5", widths: widthNames("lenet5"), methods: []string{"dense", "smh", "hash", "width"}},
+		{name: "fashion_resnet20", recipe: resnet, dense: "resnet20_fmnist_bn", widths: widthNames("resnet20_fmnist_bn"), methods: []string{"dense", "smh", "hash", "width"}},
+	}
+}
+
+// widthNames lists the width-multiplier exports of a model that
+// testdata/models/export.py writes to big/.
+func widthNames(model string) []string {
+	root, err := trainrun.Root()
+	if err != nil {
+		return nil
+	}
+	matches, _ := filepath.Glob(filepath.Join(root, "testdata", "models", "big", model+"_w*.onnx"))
+	var out []string
+	for _, m := range matches {
+		out = append(out, strings.TrimSuffix(filepath.Base(m), ".onnx"))
+	}
+	return out
+}
+
+func (s sweep) runs() []run {
+	var out []run
+	add := func(name, method string, f func(*train.Spec)) {
+		spec := s.recipe
+		spec.Model = s.dense
+		f(&spec)
+		out = append(out, run{name: name, method: method, spec: spec})
+	}
+	add("dense", "dense", func(*train.Spec) {})
+	for _, f := range fractions {
+		f := f
+		add(fmt.Sprintf("smh_%g", f), "smh", func(s *train.Spec) { s.Fraction, s.Variant = f, "product" })
+		add(fmt.Sprintf("hash_%g", f), "hash", func(s *train.Spec) { s.Fraction, s.Variant = f, "hash" })
+	}
+	for _, w := range s.widths {
+		w := w
+		add(strings.TrimPrefix(w, s.dense+"_"), "width", func(s *train.Spec) { s.Model = w })
+	}
+	return out
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "short runs on subsets (under 10 minutes in all)")
+	only := flag.String("sweep", "", "run only this sweep (mnist_lenet5 or fashion_resnet20)")
+	out := flag.String("out", "docs/results", "directory for results")
+	flag.Parse()
+	root, err := trainrun.Root()
+	if err != nil {
+		fail(err)
+	}
+	dir := filepath.Join(root, *out)
+	if *quick {
+		dir = filepath.Join(dir, "quick")
+	}
+	start := time.Now()
+	for _, s := range sweeps(*quick) {
+		if *only != "" && s.name != *only {
+			continue
+		}
+		if len(s.widths) == 0 {
+			fmt.Fprintf(os.Stderr, "experiments: no width variants of %s in testdata/models/big: run /usr/bin/python3 testdata/models/export.py\n", s.dense)
+		}
+		var results []*train.Result
+		var methods []string
+		for _, r := range s.runs() {
+			path := filepath.Join(dir, s.name, r.name+".json")
+			res, err := load(path)
+			if err != nil {
+				fmt.Printf("== %s %s\n", s.name, r.name)
+				r.spec.Result = path
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					fail(err)
+				}
+				if res, err = trainrun.Run(r.spec, os.Stdout, os.Stderr); err != nil {
+					fail(err)
+				}
+			}
+			results = append(results, res)
+			methods = append(methods, r.method)
+		}
+		if err := writeSweep(dir, s.name, methods, results); err != nil {
+			fail(err)
+		}
+	}
+	fmt.Printf("experiments took %s\n", time.Since(start).Round(time.Second))
+}
+
+func load(path string) (*train.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &train.Result{}
+	return r, json.Unmarshal(b, r)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "experiments:", err)
+	os.Exit(1)
+}
