@@ -255,7 +255,8 @@ func TestSMHMemory(t *testing.T) {
 		// model starts from, and the model's own), the fixed arena (one
 		// layer's reconstructed weights and other small values), one
 		// sample's activations and the Model struct itself (every kernel's
-		// parameters), with 10% and 64 KiB for the runtime's own.
+		// parameters), with 20% and 64 KiB for the runtime's own and for
+		// measurement noise.
 		var twinEntry = sm
 		for _, o := range smhModels {
 			if o.name == sm.twin {
@@ -263,7 +264,7 @@ func TestSMHMemory(t *testing.T) {
 			}
 		}
 		bound := 4*(2*twinEntry.weights+twinEntry.fixed+twinEntry.arena) + int(reflect.ValueOf(mf).Elem().Type().Size())
-		if int(hf) > bound*11/10+64<<10 {
+		if int(hf) > bound*12/10+64<<10 {
 			t.Errorf("%s: fused inference holds %d bytes, more than the weights, one layer and the activations (%d)", sm.twin, hf, bound)
 		}
 		if int(hc)-int(hf) < 4*(dense-largest)*9/10 {

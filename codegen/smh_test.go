@@ -116,7 +116,12 @@ func expectedReport(t *testing.T, c smhCase) (n, tensors, unhashed, d, rank, poo
 		rank = max(1, (budget+2*d-1)/(2*d))
 		pool = 2 * d * rank
 	case "hash":
-		pool = max(1, budget)
+		// The product's pool size for the same budget.
+		pd := int(math.Ceil(math.Sqrt(float64(n))))
+		for (pd-1)*(pd-1) >= n {
+			pd--
+		}
+		pool = 2 * pd * max(1, (budget+2*pd-1)/(2*pd))
 	}
 	return
 }

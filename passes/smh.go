@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/smhgen/smhgen/ir"
 	"github.com/smhgen/smhgen/runtime"
@@ -34,6 +35,14 @@ type SMHConfig struct {
 	// Cached reconstructs every weight once when the weights change, for
 	// speed, instead of each before its use, for memory.
 	Cached bool
+	// Init is how the pool starts: SMHInitRandom ("random", also when
+	// empty) draws it from Seed, to train from scratch; SMHInitFit
+	// ("fit") fits it to the parameters' current values divided by their
+	// initial scales (the best rank-r approximation of the virtual matrix
+	// for product, the best sum of Kronecker products for kron, each
+	// bucket's least-squares value for hash), to compress a trained model
+	// and fine-tune it.
+	Init string
 }
 
 // SMHBiasScale is the initial scale of a compressed bias: the pool's
@@ -48,7 +57,9 @@ const SMHBiasScale = 0.01
 // L d x r and R r x d; each tensor is its slice of vec(P), reshaped, times a
 // trainable scale that starts at the layer's He standard deviation. The
 // budget fixes r: r = ceil(T/(2d)). L and R start i.i.d. N(0, r^(-1/4)), so
-// P's entries have unit variance. BatchNorm parameters are never compressed.
+// P's entries have unit variance, or, with SMHConfig.Init "fit", at the best
+// rank-r approximation of the model's own weights over their scales.
+// BatchNorm parameters are never compressed.
 // Each reconstruction sits just before its consumer, so that memory
 // planning keeps one layer's weights at a time.
 //
@@ -152,7 +163,10 @@ func smhGeometry(cfg *SMHConfig, n, tensors, unhashed int) (SMHGeometry, error) 
 		geo.Rank = max(1, (budget+2*geo.D-1)/(2*geo.D))
 		geo.PoolSize = 2 * geo.D * geo.Rank
 	case "hash":
-		geo.PoolSize = budget
+		// As many variables as the product variant gets for the same
+		// budget, so that the two compare at equal size.
+		d, r := runtime.SMHGeometry(n, budget)
+		geo.PoolSize = 2 * d * r
 	default:
 		return geo, fmt.Errorf("unknown SMH variant %q (want product, hash or kron)", cfg.Variant)
 	}
@@ -178,6 +192,9 @@ func runSMH(g *ir.Graph, c *Context) error {
 	if cfg.Variant == "" {
 		cfg.Variant = "product"
 	}
+	// Earlier rewrites (BatchNorm folding) may leave parameters nobody
+	// reads; they must not count as uncompressed.
+	g.RemoveDead()
 	params := selectSMH(g, cfg)
 	if len(params) == 0 {
 		return fmt.Errorf("no convolution or dense weights to compress")
@@ -212,14 +229,27 @@ func runSMH(g *ir.Graph, c *Context) error {
 
 	rng := runtime.NewRNG(cfg.Seed)
 	pool := make([]float32, geo.PoolSize)
-	switch cfg.Variant {
-	case "hash":
-		runtime.Normal(pool, rng, 0, 1)
+	switch cfg.Init {
+	case "", SMHInitRandom:
+		switch cfg.Variant {
+		case "hash":
+			runtime.Normal(pool, rng, 0, 1)
+		default:
+			// P's entries are sums of Rank products: factors of std Rank^(-1/4)
+			// give them unit variance (for kron, Rank counts the terms).
+			half := geo.PoolSize / 2
+			runtime.SMHInitFactors(pool[:half], pool[half:], rng, geo.Rank)
+		}
+	case SMHInitFit:
+		// The scales keep their initial values: the fit is of the weights
+		// in units of them, so that the pool's entries stay of order one.
+		fit, err := fitSMHPool(cfg, geo, tensors, pool, smhFitOptions{})
+		if err != nil {
+			return err
+		}
+		c.logf("smh: fit the pool to the weights (%s) in %v: relative error %.4g (‖M − M̂‖/‖M‖, M the weights over their scales)", fit.Method, fit.Elapsed.Round(time.Millisecond), fit.RelErr)
 	default:
-		// P's entries are sums of Rank products: factors of std Rank^(-1/4)
-		// give them unit variance (for kron, Rank counts the terms).
-		half := geo.PoolSize / 2
-		runtime.SMHInitFactors(pool[:half], pool[half:], rng, geo.Rank)
+		return fmt.Errorf("unknown SMH init %q (want random or fit)", cfg.Init)
 	}
 	scales := make([]float32, len(tensors))
 	for i, t := range tensors {

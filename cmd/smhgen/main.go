@@ -58,6 +58,7 @@ type config struct {
 	smhScale     string
 	smhSeed      uint64
 	smhInference string
+	smhInit      string
 	report       bool
 	smhConfig    *passes.SMHConfig
 }
@@ -84,6 +85,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.smhScale, "smh-scale", "fanin", "initial scale of compressed weights: fanin (He, sqrt(2/fan_in)) or fanout (sqrt(2/fan_out), as EfficientNet)")
 	fs.Uint64Var(&c.smhSeed, "smh-seed", 1, "`seed` of the pool's initial values and of the hash variant")
 	fs.StringVar(&c.smhInference, "smh-inference", "fused", "fused (reconstruct each layer's weights just before use: the pool plus one layer in memory) or cached (reconstruct all once per weight change: faster)")
+	fs.StringVar(&c.smhInit, "smh-init", passes.SMHInitRandom, "how the pool starts: random (train from scratch) or fit (the best approximation of the model's weights, to compress a trained model and fine-tune it)")
 	fs.BoolVar(&c.report, "report", false, "print the compression report (per-tensor layout and totals) to standard error; without -o, print it and stop")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: smhgen [flags] model.onnx\n\nflags:\n")
@@ -158,7 +160,15 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 
 // parseSMH checks the compression flags and builds the pass's config.
 func (c *config) parseSMH() error {
+	switch c.smhInit {
+	case passes.SMHInitRandom, passes.SMHInitFit:
+	default:
+		return usageError{fmt.Sprintf("-smh-init=%s: want random or fit", c.smhInit)}
+	}
 	if c.fraction == 0 && c.params == 0 {
+		if c.smhInit != passes.SMHInitRandom {
+			return usageError{"-smh-init=" + c.smhInit + " needs -fraction or -params"}
+		}
 		if c.report {
 			return usageError{"-report needs -fraction or -params"}
 		}
@@ -197,6 +207,7 @@ func (c *config) parseSMH() error {
 	default:
 		return usageError{fmt.Sprintf("-smh-inference=%s: want fused or cached", c.smhInference)}
 	}
+	cfg.Init = c.smhInit
 	if c.smhExclude != "" {
 		re, err := regexp.Compile(c.smhExclude)
 		if err != nil {

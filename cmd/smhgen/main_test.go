@@ -311,3 +311,44 @@ func TestSMHFlags(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "budget")
 }
+
+// TestSMHInitFlag: -smh-init=fit fits the pool to the model's weights (the
+// log says how well), the same way on every run, unlike the random pool;
+// other values, and fit without compression, are usage errors.
+func TestSMHInitFlag(t *testing.T) {
+	lenet := filepath.Join(modelDir, "lenet5.onnx")
+	for _, variant := range []string{"product", "kron", "hash"} {
+		code, _, errs := smhgen("-v", "-fraction", "0.5", "-smh="+variant, "-smh-init=fit", "-emit=ir", lenet)
+		require.Equal(t, 0, code, errs)
+		assert.Regexp(t, `smh: fit the pool to the weights \(.*\) in .*: relative error 0\.[0-9]+`, errs, variant)
+	}
+	code, _, errs := smhgen("-v", "-fraction", "0.5", "-emit=ir", lenet)
+	require.Equal(t, 0, code, errs)
+	assert.NotContains(t, errs, "smh: fit")
+
+	dir := t.TempDir()
+	weights := func(name string, args ...string) []byte {
+		out := filepath.Join(dir, name+".go")
+		code, _, errs := smhgen(append(args, "-mode=infer", "-fraction", "0.1", "-o", out, lenet)...)
+		require.Equal(t, 0, code, errs)
+		b, err := os.ReadFile(filepath.Join(dir, name+".weights"))
+		require.NoError(t, err)
+		return b
+	}
+	fit1, fit2, rnd := weights("fit1", "-smh-init=fit"), weights("fit2", "-smh-init=fit"), weights("rnd", "-smh-init=random")
+	assert.Equal(t, fit1, fit2)
+	assert.NotEqual(t, fit1, rnd)
+	assert.Equal(t, rnd, weights("default"))
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-fraction", "0.5", "-smh-init=svd"}, "-smh-init=svd: want random or fit"},
+		{[]string{"-smh-init=fit"}, "-smh-init=fit needs -fraction or -params"},
+	} {
+		code, _, errs := smhgen(append(c.args, "-emit=ir", lenet)...)
+		assert.Equal(t, 2, code, errs)
+		assert.Contains(t, errs, c.want)
+	}
+}
