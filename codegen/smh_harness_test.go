@@ -4,6 +4,8 @@ package codegen
 const smhHarness = `package conformance
 
 import (
+	"bytes"
+	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -21,6 +23,7 @@ type smhModel interface {
 	Tensor(name string) []float32
 	DenseWeight(name string) []float32
 	NumParams() int
+	Save(w io.Writer) error
 }
 
 type tensor struct {
@@ -32,6 +35,7 @@ var smhModels = []struct {
 	name, variant    string
 	side, rank       int
 	trainable, input int
+	dense            int // trainable values of the uncompressed model
 	weights          int // values in the weights file
 	arena, fixed     int // inference activations per sample, fixed values
 	cached           bool
@@ -96,6 +100,16 @@ func TestSMHModels(t *testing.T) {
 					}
 				}
 			}
+			// A checkpoint holds the pool, the scales and the uncompressed
+			// parameters (and BatchNorm statistics), not the dense weights.
+			var ck bytes.Buffer
+			if err := m.Save(&ck); err != nil {
+				t.Fatal(err)
+			}
+			if ck.Len() > 4*sm.weights+1024 {
+				t.Errorf("checkpoint of %d bytes, the weights file holds %d values", ck.Len(), sm.weights)
+			}
+			t.Logf("checkpoint %d bytes = %.3f of the dense model's %d trainable values", ck.Len(), float64(ck.Len())/float64(4*sm.dense), sm.dense)
 			if sm.variant == "product" && midRow == 0 {
 				t.Error("no tensor starts or ends mid-row: the case does not test the boundaries")
 			}

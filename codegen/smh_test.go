@@ -211,7 +211,7 @@ func TestSMHGenerated(t *testing.T) {
 		}
 		fmt.Fprintf(&imports, "\t%q\n", "conformance/"+pkg)
 		fmt.Fprintf(&entries, `	{name: %q, variant: %q, side: %d, rank: %d, trainable: %d, cached: %v, twin: %q, input: %s.InputSize,
-		weights: %d, arena: %d, fixed: %d,
+		weights: %d, arena: %d, fixed: %d, dense: %d,
 		new: func() smhModel { return %s.New(%s.WithoutDropout()) },
 		tensors: func() (out []tensor) {
 			for _, t := range %s.SMHTensors() {
@@ -219,7 +219,7 @@ func TestSMHGenerated(t *testing.T) {
 			}
 			return out
 		}},
-`, pkg, c.variant, r.D, r.Rank, r.Trainable(), c.cached, twin, pkg, (len(out.Weights)-24)/4, eval.Arena, eval.Fixed, pkg, pkg, pkg)
+`, pkg, c.variant, r.D, r.Rank, r.Trainable(), c.cached, twin, pkg, (len(out.Weights)-24)/4, eval.Arena, eval.Fixed, r.Dense, pkg, pkg, pkg)
 	}
 	src := strings.Replace(strings.Replace(smhHarness, "//IMPORTS\n", imports.String(), 1), "//MODELS\n", entries.String(), 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "smh_test.go"), []byte(src), 0o644))
