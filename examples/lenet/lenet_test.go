@@ -2,6 +2,7 @@ package lenet
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"math"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/smhgen/smhgen/internal/npy"
+	rt "github.com/smhgen/smhgen/runtime"
 )
 
 // TestMatchesPyTorch runs the committed package on the fixture's input.
@@ -72,4 +74,41 @@ func Example() {
 	}
 	fmt.Println(InputShape(), OutputShape(), len(scores), m.NumParams())
 	// Output: [1 28 28] [10] 20 61706
+}
+
+// FuzzLoad: the generated Load takes any bytes without panicking, and when
+// it refuses them the model is exactly as it was.
+func FuzzLoad(f *testing.F) {
+	m := New()
+	var ck bytes.Buffer
+	if err := m.Save(&ck); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ck.Bytes())
+	m.SetOptimizer(&rt.SGD{LR: 0.01, Momentum: 0.9})
+	x := make([]float32, 2*InputSize)
+	if _, err := m.TrainStep(x, []int32{1, 2}, 2); err != nil {
+		f.Fatal(err)
+	}
+	ck.Reset()
+	if err := m.Save(&ck); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ck.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := New()
+		m.SetOptimizer(&rt.SGD{LR: 0.01, Momentum: 0.9})
+		before := append([]float32(nil), m.Tensor("conv1.weight")...)
+		if err := m.Load(bytes.NewReader(data)); err != nil {
+			after := m.Tensor("conv1.weight")
+			for i := range before {
+				if math.Float32bits(before[i]) != math.Float32bits(after[i]) {
+					t.Fatalf("a failed Load changed the weights")
+				}
+			}
+			if m.Steps() != 0 {
+				t.Fatalf("a failed Load changed the step")
+			}
+		}
+	})
 }
