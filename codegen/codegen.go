@@ -87,7 +87,10 @@ func checkOptions(opts Options) error {
 	if !IsIdentifier(opts.Package) {
 		return fmt.Errorf("codegen: package name %q is not a Go identifier", opts.Package)
 	}
-	if opts.WeightsFile == "" || strings.ContainsAny(opts.WeightsFile, "/\\ \"`\n") {
+	// go:embed reads the name as a pattern and skips files starting with
+	// '.' or '_': only a plain name embeds the one file meant.
+	if opts.WeightsFile == "" || strings.ContainsAny(opts.WeightsFile, "/\\ \"`\n\r\t*?[]") ||
+		strings.HasPrefix(opts.WeightsFile, ".") || strings.HasPrefix(opts.WeightsFile, "_") {
 		return fmt.Errorf("codegen: weights file name %q must be a plain file name", opts.WeightsFile)
 	}
 	return nil

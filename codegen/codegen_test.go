@@ -133,8 +133,10 @@ func TestGenerateRejects(t *testing.T) {
 	g, _, _ := hostileGraph(t)
 	_, err := Generate(g, Options{Package: "go", WeightsFile: "w"})
 	assert.ErrorContains(t, err, "not a Go identifier")
-	_, err = Generate(g, Options{Package: "x", WeightsFile: "../w"})
-	assert.ErrorContains(t, err, "plain file name")
+	for _, w := range []string{"../w", "_w.weights", ".w", "w*.weights", "w[1].weights", "w\r"} {
+		_, err = Generate(g, Options{Package: "x", WeightsFile: w})
+		assert.ErrorContains(t, err, "plain file name", w)
+	}
 	g.Planned = false
 	_, err = Generate(g, Options{Package: "x", WeightsFile: "w"})
 	assert.ErrorContains(t, err, "no memory plan")

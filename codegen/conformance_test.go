@@ -211,15 +211,15 @@ func TestConformance(t *testing.T) {
 	// literal: it must compile, vet clean and compute what the IR
 	// interpreter computes.
 	g, in, want := hostileGraph(t)
-	out, err := Generate(g, Options{Package: "hostile", Source: "evil\n//go:generate rm -rf /.onnx", WeightsFile: "hostile.weights"})
+	out, err := Generate(g, Options{Package: "hostileir", Source: "evil\n//go:generate rm -rf /.onnx", WeightsFile: "hostileir.weights"})
 	require.NoError(t, err)
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "hostile"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostile", "hostile.go"), out.Go, 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostile", "hostile.weights"), out.Weights, 0o644))
-	writeFloats(t, filepath.Join(dir, "hostile.in"), in)
-	writeFloats(t, filepath.Join(dir, "hostile.want"), want)
-	fmt.Fprintf(&imports, "\t%q\n", "conformance/hostile")
-	fmt.Fprintf(&entries, "\t{%q, func() model { return hostile.New() }},\n", "hostile")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "hostileir"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostileir", "hostileir.go"), out.Go, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hostileir", "hostileir.weights"), out.Weights, 0o644))
+	writeFloats(t, filepath.Join(dir, "hostileir.in"), in)
+	writeFloats(t, filepath.Join(dir, "hostileir.want"), want)
+	fmt.Fprintf(&imports, "\t%q\n", "conformance/hostileir")
+	fmt.Fprintf(&entries, "\t{%q, func() model { return hostileir.New() }},\n", "hostileir")
 
 	src := fmt.Sprintf(conformanceMain, imports.String(), entries.String())
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "conformance_test.go"), []byte(src), 0o644))
