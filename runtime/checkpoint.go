@@ -8,8 +8,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
+
+	"github.com/smhgen/smhgen/internal/atomicfile"
 )
 
 // Checkpoint is what a generated model saves: its weights (parameters,
@@ -187,28 +187,9 @@ func (d *decoder) floats(limit int) []float32 {
 }
 
 // WriteFileAtomic writes a file through write so that path holds either its
-// old content or the complete new one, never a part: the data goes to a
-// temporary file in the same directory, is synced, and is renamed over path.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+// old content or the complete new one, never a part, even if the process
+// dies mid-write: the data goes to a temporary file in the same directory,
+// is synced, and is renamed over path. The file gets mode 0644.
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
+	return atomicfile.Write(path, 0o644, write)
 }
