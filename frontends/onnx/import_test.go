@@ -32,7 +32,7 @@ func fixtures(t *testing.T) []string {
 
 // TestFixturesLowerToTypedIR imports every fixture and runs the inference
 // pipeline: the result is fully typed, static apart from the batch, and
-// produces [N,10] logits.
+// produces [N,10] logits (the hostile-name pair: [N,3]).
 func TestFixturesLowerToTypedIR(t *testing.T) {
 	for _, f := range fixtures(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -44,7 +44,11 @@ func TestFixturesLowerToTypedIR(t *testing.T) {
 			require.NoError(t, pl.Run(g, nil, ""))
 			require.NoError(t, ir.Verify(g, ir.StageLowered))
 			require.Len(t, g.Outputs, 1)
-			if filepath.Base(f) != "shared_initializer.onnx" {
+			switch filepath.Base(f) {
+			case "shared_initializer.onnx":
+			case "hostile.onnx", "hostile_clean.onnx":
+				assert.Equal(t, ir.Of(ir.F32, ir.BatchDim, 3), g.Outputs[0].Type)
+			default:
 				assert.Equal(t, ir.Of(ir.F32, ir.BatchDim, 10), g.Outputs[0].Type)
 			}
 			for _, p := range g.Params {
@@ -387,5 +391,71 @@ func TestNoBatch(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), `graph input "x"`)
 		assert.Contains(t, err.Error(), c.want)
+	}
+}
+
+// TestGraphLimits: structurally wrong graphs and absurd attributes are
+// errors that name the node and op, found by the import or the inference
+// pipeline, never panics.
+func TestGraphLimits(t *testing.T) {
+	conv := func(attrs ...attr) model {
+		return model{
+			opset:  14,
+			nodes:  [][]byte{node("Conv", "conv_1", []string{"x", "w"}, []string{"y"}, attrs...)},
+			inits:  [][]byte{floatTensor("w", []int64{2, 1, 3, 3}, make([]float32, 18))},
+			inputs: [][]byte{valueInfo("x", dtFloat, "batch", 1, 4, 4)},
+			output: valueInfo("y", dtFloat, "batch", 2, 2, 2),
+		}
+	}
+	big := conv()
+	big.inits = [][]byte{floatTensor("w", []int64{2, 1, 7, 7}, make([]float32, 98))}
+	cases := []struct {
+		name string
+		m    model
+		want []string
+	}{
+		{"cycle", func() model {
+			m := reluModel()
+			m.nodes = [][]byte{
+				node("Relu", "a", []string{"b_out"}, []string{"a_out"}),
+				node("Relu", "b", []string{"a_out"}, []string{"b_out"}),
+				node("Relu", "c", []string{"a_out"}, []string{"y"}),
+			}
+			return m
+		}(), []string{`node "a" (Relu`, `"b_out" is the output of node "b" (Relu), which comes later`, "cycle"}},
+		{"undefined input", func() model {
+			m := reluModel()
+			m.nodes = [][]byte{node("Add", "add_1", []string{"x", "ghost"}, []string{"y"})}
+			return m
+		}(), []string{`node "add_1"`, `"ghost"`}},
+		{"kernel larger than input", big, []string{`node "conv_1" (Conv`, "kernel"}},
+		{"zero stride", conv(attr{name: "strides", ints: []int64{0, 1}}), []string{`node "conv_1" (Conv`, "stride"}},
+		{"negative pad", conv(attr{name: "pads", ints: []int64{-1, 0, 0, 0}}), []string{`node "conv_1" (Conv`, "pad"}},
+		{"absurd dilation", conv(attr{name: "dilations", ints: []int64{1 << 40, 1}}), []string{`node "conv_1" (Conv`, "dilations", "out of range"}},
+		{"kernel_shape disagrees", conv(attr{name: "kernel_shape", ints: []int64{5, 5}}), []string{`node "conv_1" (Conv`, "kernel"}},
+		{"group does not divide", conv(attr{name: "group", i: i64(3)}), []string{`node "conv_1" (Conv`, "group"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := func() (err error) {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("panic: %v", r)
+					}
+				}()
+				g, err := Import(c.m.bytes(), "m.onnx", Options{})
+				if err != nil {
+					return err
+				}
+				pl, err := passes.NewPipeline(passes.Inference()...)
+				require.NoError(t, err)
+				return pl.Run(g, nil, "")
+			}()
+			require.Error(t, err)
+			for _, w := range c.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			t.Log(err)
+		})
 	}
 }

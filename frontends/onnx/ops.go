@@ -77,6 +77,16 @@ func SupportedOps() []string {
 	return out
 }
 
+// producer returns the node that outputs name, or nil.
+func (imp *importer) producer(name string) *protoNode {
+	for i := range imp.pm.graph.nodes {
+		if slices.Contains(imp.pm.graph.nodes[i].outputs, name) {
+			return &imp.pm.graph.nodes[i]
+		}
+	}
+	return nil
+}
+
 func (imp *importer) node(pn *protoNode, attrs map[string]any) error {
 	c := &ctx{imp: imp, pn: pn, attrs: attrs, used: map[string]bool{}}
 	for _, name := range pn.inputs {
@@ -86,6 +96,9 @@ func (imp *importer) node(pn *protoNode, attrs map[string]any) error {
 		}
 		v, ok := imp.vals[name]
 		if !ok {
+			if later := imp.producer(name); later != nil {
+				return fmt.Errorf("input %q is the output of node %q (%s), which comes later: the graph has a cycle or is not in topological order", name, later.name, later.opType)
+			}
 			return fmt.Errorf("input %q is not an initializer, a graph input or the output of an earlier node", name)
 		}
 		if v == nil {
