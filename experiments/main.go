@@ -74,13 +74,13 @@ func sweeps(quick bool) []sweep {
 }
 
 // widthNames lists the width-multiplier exports of a model that
-// testdata/models/export.py writes to big/.
+// testdata/models/export.py writes to big/experiments/.
 func widthNames(model string) []string {
 	root, err := trainrun.Root()
 	if err != nil {
 		return nil
 	}
-	matches, _ := filepath.Glob(filepath.Join(root, "testdata", "models", "big", model+"_w*.onnx"))
+	matches, _ := filepath.Glob(filepath.Join(root, "testdata", "models", "big", "experiments", model+"_w*.onnx"))
 	var out []string
 	for _, m := range matches {
 		out = append(out, strings.TrimSuffix(filepath.Base(m), ".onnx"))
@@ -133,7 +133,7 @@ func main() {
 			continue
 		}
 		if len(s.widths) == 0 {
-			fmt.Fprintf(os.Stderr, "experiments: no width variants of %s in testdata/models/big: run /usr/bin/python3 testdata/models/export.py\n", s.dense)
+			fmt.Fprintf(os.Stderr, "experiments: no width variants of %s in testdata/models/big/experiments: run /usr/bin/python3 testdata/models/export.py\n", s.dense)
 		}
 		var results []*train.Result
 		var methods []string

@@ -48,12 +48,13 @@ func ModelPath(root, model string) (string, error) {
 	if strings.HasSuffix(model, ".onnx") {
 		return model, nil
 	}
-	for _, p := range []string{filepath.Join(root, "testdata", "models", model+".onnx"), filepath.Join(root, "testdata", "models", "big", model+".onnx")} {
+	for _, p := range []string{filepath.Join(root, "testdata", "models", model+".onnx"), filepath.Join(root, "testdata", "models", "big", model+".onnx"),
+		filepath.Join(root, "testdata", "models", "big", "experiments", model+".onnx")} {
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no model %q in testdata/models or testdata/models/big (run /usr/bin/python3 testdata/models/export.py for the big ones)", model)
+	return "", fmt.Errorf("no model %q in testdata/models, testdata/models/big or testdata/models/big/experiments (run /usr/bin/python3 testdata/models/export.py for the big ones)", model)
 }
 
 // compile builds the inference and training programs and generates the

@@ -51,15 +51,17 @@ warnings.filterwarnings("ignore")
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 for 1x28x28 MNIST, 10 classes, no BatchNorm."""
+    """LeNet-5 for 1x28x28 MNIST, 10 classes, no BatchNorm. widths are the
+    channels of conv1 and conv2 and the units of fc1 and fc2."""
 
-    def __init__(self):
+    def __init__(self, widths=(6, 16, 120, 84)):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)
-        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
+        c1, c2, f1, f2 = widths
+        self.conv1 = nn.Conv2d(1, c1, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(c1, c2, kernel_size=5)
+        self.fc1 = nn.Linear(c2 * 5 * 5, f1)
+        self.fc2 = nn.Linear(f1, f2)
+        self.fc3 = nn.Linear(f2, 10)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
@@ -119,17 +121,21 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block, num_blocks, num_classes=10, option="A"):
+    # width (the first stage's channels; akamaster: 16) and in_ch are ours,
+    # for the width-multiplier baselines and 1-channel Fashion-MNIST. Option
+    # A's shortcut pads planes//4 channels on each side, so width must be even.
+    def __init__(self, block, num_blocks, num_classes=10, option="A", width=16, in_ch=3):
         super(ResNet, self).__init__()
-        self.in_planes = 16
+        assert width % 2 == 0 or option != "A"
+        self.in_planes = width
         self.option = option
 
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = self._make_layer(block, 16, num_blocks[0], stride=1)
-        self.layer2 = self._make_layer(block, 32, num_blocks[1], stride=2)
-        self.layer3 = self._make_layer(block, 64, num_blocks[2], stride=2)
-        self.linear = nn.Linear(64, num_classes)
+        self.conv1 = nn.Conv2d(in_ch, width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.layer1 = self._make_layer(block, width, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], stride=2)
+        self.linear = nn.Linear(4 * width, num_classes)
 
         self.apply(_weights_init)
 
@@ -160,8 +166,8 @@ def resnet8(option):
     return ResNet(BasicBlock, [1, 1, 1], option=option)
 
 
-def resnet20(option):
-    return ResNet(BasicBlock, [3, 3, 3], option=option)
+def resnet20(option, width=16, in_ch=3):
+    return ResNet(BasicBlock, [3, 3, 3], option=option, width=width, in_ch=in_ch)
 
 
 # --- tiny MobileNetV3 ---
@@ -995,9 +1001,52 @@ def report(files):
     return total
 
 
+# ---------------------------------------------------------------------------
+# Experiment models (experiments/): freshly initialised networks to train
+# from scratch, in big/experiments/ (git-ignored; not fixtures, so the tests
+# that run every big/*.onnx against references do not see them). No reference outputs: their behaviour
+# is the training curve. Width-multiplier baselines are narrower copies at
+# about the sizes of the compressed runs (fractions 0.5 ... 0.02).
+# ---------------------------------------------------------------------------
+
+# LeNet-5 widths (conv1, conv2, fc1, fc2): round(w * (6, 16, 120, 84)).
+LENET_WIDTHS = [0.7, 0.5, 0.32, 0.22, 0.14]
+# ResNet-20 first-stage channels (even, for option A): 16 is the original.
+RESNET_WIDTHS = [12, 8, 6, 4, 2]
+
+
+def build_experiment_models():
+    os.makedirs(os.path.join(OUT_DIR, "big", "experiments"), exist_ok=True)
+    written = []
+
+    def save(model, fname, shape, seed):
+        model.eval()
+        x_np = np.random.default_rng(seed).standard_normal((BATCH,) + shape).astype(np.float32)
+        x = torch.from_numpy(x_np)
+        with torch.no_grad():
+            y = model(x).numpy()
+        path = os.path.join("big", "experiments", fname)
+        kw = {"training": torch.onnx.TrainingMode.PRESERVE} if has_bn(model) else {}
+        m = export(model, x, os.path.join(OUT_DIR, path), **kw)
+        err = check_against(m, x_np, y, fname)
+        print("%-32s params=%-7d max numpy-vs-torch err=%.2g"
+              % (fname, sum(p.numel() for p in model.parameters()), err))
+        written.append(path)
+
+    for w in LENET_WIDTHS:
+        torch.manual_seed(11)
+        widths = tuple(max(1, round(w * c)) for c in (6, 16, 120, 84))
+        save(LeNet5(widths), "lenet5_w%g.onnx" % w, (1, 28, 28), 11)
+    for c in [16] + RESNET_WIDTHS:
+        torch.manual_seed(12)
+        name = "resnet20_fmnist_bn" + ("" if c == 16 else "_w%g" % (c / 16))
+        save(resnet20("A", width=c, in_ch=1), name + ".onnx", (1, 28, 28), 12)
+    return written
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
-    files = build_models() + build_edge_models()
+    files = build_models() + build_edge_models() + build_experiment_models()
     report(files)
     if "--sha" in sys.argv:
         for f in sorted(set(files)):
