@@ -35,6 +35,12 @@ type Conv2DParams struct {
 	pointwise bool
 	depthwise bool
 	dwRow3    bool // depthwise with KW 3, stride and dilation 1 along W: fused 3-tap rows
+	// tconv, for unit strides, is the convolution of dy with the flipped,
+	// transposed filters that Conv2DGradInput computes instead of a GEMM
+	// into an im2col-shaped buffer followed by col2im: its GEMM runs with
+	// k = K/Groups*KH*KW instead of K/Groups (far better use of the
+	// kernel) and nothing is scattered back. Nil when it does not apply.
+	tconv *Conv2DParams
 }
 
 // Init validates the geometry and derives the output size.
@@ -74,8 +80,61 @@ func (p *Conv2DParams) Init() error {
 		p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0
 	p.depthwise = p.Groups == p.C && p.C > 1
 	p.dwRow3 = p.depthwise && p.KW == 3 && p.StrideW == 1 && p.DilationW == 1
+	p.tconv = p.transposed()
 	p.ok = true
 	return nil
+}
+
+// transposed returns the geometry whose forward pass is p's input
+// gradient, or nil. With unit strides, dx[c][h][w] = Σ w[k][c][kh][kw] ·
+// dy[k][h+PadTop-kh*DilationH][w+PadLeft-kw*DilationW], which is a
+// convolution of dy ([K, OH, OW]) with the filters flipped in both spatial
+// axes and with K and C swapped (convTransposeWeights), padded by
+// (KH-1)*DilationH-PadTop on top and so on: pads that are negative (a
+// padding wider than the dilated kernel) leave it to col2im.
+func (p *Conv2DParams) transposed() *Conv2DParams {
+	if p.StrideH != 1 || p.StrideW != 1 || p.pointwise || p.depthwise {
+		return nil
+	}
+	eh, ew := (p.KH-1)*p.DilationH, (p.KW-1)*p.DilationW
+	t := &Conv2DParams{
+		C: p.K, H: p.oh, W: p.ow, K: p.C, KH: p.KH, KW: p.KW,
+		StrideH: 1, StrideW: 1,
+		PadTop: eh - p.PadTop, PadLeft: ew - p.PadLeft, PadBottom: eh - p.PadBottom, PadRight: ew - p.PadRight,
+		DilationH: p.DilationH, DilationW: p.DilationW, Groups: p.Groups,
+	}
+	if t.PadTop < 0 || t.PadLeft < 0 || t.PadBottom < 0 || t.PadRight < 0 {
+		return nil
+	}
+	// t's own Init would build its transpose in turn: derive its fields
+	// here, the way Init does, and check the output is the input size.
+	t.oh = p.oh + t.PadTop + t.PadBottom - eh
+	t.ow = p.ow + t.PadLeft + t.PadRight - ew
+	if t.oh != p.H || t.ow != p.W {
+		return nil
+	}
+	t.cg, t.kg = t.C/t.Groups, t.K/t.Groups
+	t.crs = t.cg * t.KH * t.KW
+	t.ok = true
+	return t
+}
+
+// convTransposeWeights writes into wt the filters of p.tconv: wt[g][c][k]
+// [kh][kw] = w[g][k][c][KH-1-kh][KW-1-kw] for each group g, input channel
+// c and output channel k of the group.
+func (p *Conv2DParams) convTransposeWeights(wt, w []float32) {
+	khw := p.KH * p.KW
+	for g := 0; g < p.Groups; g++ {
+		for k := 0; k < p.kg; k++ {
+			for c := 0; c < p.cg; c++ {
+				src := w[((g*p.kg+k)*p.cg+c)*khw:][:khw]
+				dst := wt[((g*p.cg+c)*p.kg+k)*khw:][:khw]
+				for i, v := range src {
+					dst[khw-1-i] = v
+				}
+			}
+		}
+	}
 }
 
 // OutH returns the output height computed by Init.
@@ -130,6 +189,11 @@ func Conv2DGradInput(p *Conv2DParams, n int, dx, dy, w []float32) {
 	}
 	t := convTasks.get()
 	t.start(p, convOpGradIn, n, dx, dy, w, nil)
+	if p.tconv != nil {
+		t.wt = gemmGrow(t.wt, len(w))
+		p.convTransposeWeights(t.wt, w)
+		t.d = t.wt
+	}
 	switch {
 	case p.depthwise:
 		t.op = convOpGradInDW
@@ -139,7 +203,7 @@ func Conv2DGradInput(p *Conv2DParams, n int, dx, dy, w []float32) {
 	default:
 		gs, cs := gemmScratches.get(), convScratches.get()
 		for it := 0; it < n*p.Groups; it++ {
-			p.gradInItem(gs, cs, true, it/p.Groups, it%p.Groups, dx, dy, w)
+			p.gradInItem(gs, cs, true, it/p.Groups, it%p.Groups, dx, dy, w, t.d)
 		}
 		gemmScratches.put(gs)
 		convScratches.put(cs)
@@ -253,12 +317,17 @@ type convTask struct {
 	a, b, c, d []float32 // the kernel's slices in argument order
 	nch        int
 	part       []float32
+	wt         []float32 // GradInput's transposed filters (Conv2DParams.tconv)
 }
 
-// convScratch is one worker's im2col buffer and depthwise accumulators.
+// convScratch is one worker's im2col buffer, depthwise accumulators and
+// the im2col panel sources of its GEMMs (kept here so that passing them
+// allocates nothing).
 type convScratch struct {
-	col []float32
-	acc []float64
+	col   []float32
+	acc   []float64
+	colB  convColPanel
+	colTB convColTPanel
 }
 
 var (
@@ -290,7 +359,7 @@ func (t *convTask) Run(lo, hi int) {
 		case convOpFwdDW:
 			p.dwFwdPlane(it/p.K, it%p.K, t.a, t.b, t.c, t.d)
 		case convOpGradIn:
-			p.gradInItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c)
+			p.gradInItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
 		case convOpGradInDW:
 			p.dwGradInPlane(it/p.C, it%p.C, t.a, t.b, t.c)
 		case convOpGradFilter:
@@ -314,26 +383,36 @@ func (t *convTask) Run(lo, hi int) {
 // task) or spread over the pool (when the caller had too few items to split).
 func convGemm(gs *gemmScratch, par, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if par {
-		sgemmAuto(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+		sgemmAuto(gemmUse, transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	gs.sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+	gs.sgemm(gemmUse, transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+}
+
+// convGemmB is convGemm with op(B) from a panel source.
+func convGemmB(gs *gemmScratch, par, transA bool, m, n, k int, a []float32, lda int, bp gemmPanelB, beta float32, c []float32, ldc int) {
+	if par {
+		sgemmAutoB(gemmUse, transA, m, n, k, 1, a, lda, bp, beta, c, ldc)
+		return
+	}
+	gs.sgemmB(gemmUse, transA, m, n, k, 1, a, lda, bp, 0, beta, c, ldc)
 }
 
 // fwdItem computes group g of sample ni: y_g = W_g · im2col(x_g), then bias
-// and epilogue row by row while the output is still in cache.
+// and epilogue row by row while the output is still in cache. The im2col
+// matrix goes straight into the GEMM's packed panels (convColPanel).
 func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, y, x, w, b []float32) {
 	hw, P := p.H*p.W, p.oh*p.ow
 	xg := x[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
 	yg := y[(ni*p.K+g*p.kg)*P:][:p.kg*P]
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
-	col := xg
-	if !p.pointwise {
-		cs.col = gemmGrow(cs.col, p.crs*P)
-		col = cs.col
-		p.im2col(col, xg)
+	if p.pointwise {
+		convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, xg, P, 0, yg, P)
+	} else {
+		cs.colB = convColPanel{p: p, x: xg}
+		convGemmB(gs, par, false, p.kg, P, p.crs, wg, p.crs, &cs.colB, 0, yg, P)
+		cs.colB = convColPanel{}
 	}
-	convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, col, P, 0, yg, P)
 	if b == nil && p.Epilogue.Kind == EpilogueNone {
 		return
 	}
@@ -346,12 +425,20 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	}
 }
 
-// gradInItem computes group g of sample ni: dx_g = col2im(W_gᵀ · dy_g).
-func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, dx, dy, w []float32) {
+// gradInItem computes group g of sample ni: dx_g = col2im(W_gᵀ · dy_g), or
+// with unit strides the forward pass of p.tconv, whose filters wt holds.
+func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, dx, dy, w, wt []float32) {
 	hw, P := p.H*p.W, p.oh*p.ow
 	dxg := dx[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
 	dyg := dy[(ni*p.K+g*p.kg)*P:][:p.kg*P]
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
+	if tp := p.tconv; tp != nil {
+		wtg := wt[g*p.cg*tp.crs:][:p.cg*tp.crs]
+		cs.colB = convColPanel{p: tp, x: dyg}
+		convGemmB(gs, par, false, p.cg, hw, tp.crs, wtg, tp.crs, &cs.colB, 0, dxg, hw)
+		cs.colB = convColPanel{}
+		return
+	}
 	if p.pointwise {
 		convGemm(gs, par, true, false, p.cg, P, p.kg, wg, p.crs, dyg, P, 0, dxg, P)
 		return
@@ -363,7 +450,9 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 }
 
 // gradFilterChunk writes into dst ([K, crs]) the filter gradient summed over
-// samples n0..n1-1 in order: dW_g = Σ dy_g · im2col(x_g)ᵀ.
+// samples n0..n1-1 in order: dW_g = Σ dy_g · im2col(x_g)ᵀ, with the im2col
+// matrix built and transposed into the GEMM's packed panels a sliver at a
+// time (convColTPanel).
 func (p *Conv2DParams) gradFilterChunk(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) {
 	hw, P := p.H*p.W, p.oh*p.ow
 	for ni := n0; ni < n1; ni++ {
@@ -374,14 +463,14 @@ func (p *Conv2DParams) gradFilterChunk(gs *gemmScratch, cs *convScratch, par boo
 		for g := 0; g < p.Groups; g++ {
 			xg := x[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
 			dyg := dy[(ni*p.K+g*p.kg)*P:][:p.kg*P]
-			col := xg
-			if !p.pointwise {
-				cs.col = gemmGrow(cs.col, p.crs*P)
-				col = cs.col
-				p.im2col(col, xg)
-			}
 			dwg := dst[g*p.kg*p.crs:][:p.kg*p.crs]
-			convGemm(gs, par, false, true, p.kg, p.crs, P, dyg, P, col, P, beta, dwg, p.crs)
+			if p.pointwise {
+				convGemm(gs, par, false, true, p.kg, p.crs, P, dyg, P, xg, P, beta, dwg, p.crs)
+				continue
+			}
+			cs.colTB = convColTPanel{p: p, x: xg}
+			convGemmB(gs, par, false, p.kg, p.crs, P, dyg, P, &cs.colTB, beta, dwg, p.crs)
+			cs.colTB = convColTPanel{}
 		}
 	}
 }
@@ -429,44 +518,124 @@ func convSpan(off, s, size, out int) (q0, q1 int) {
 	return q0, q1
 }
 
-// im2col unrolls one group of one sample, x ([cg, H, W]), into col
-// ([cg*KH*KW, OH*OW]): row (c, kh, kw) holds the input pixel that kernel tap
-// sees at each output position, or 0 in the padding.
-func (p *Conv2DParams) im2col(col, x []float32) {
-	H, W, OH, OW := p.H, p.W, p.oh, p.ow
+// convColPanel is the im2col matrix of one group of one sample, x ([cg,
+// H, W]), as the B operand of the forward GEMM: row (c, kh, kw) holds the
+// input pixel that kernel tap sees at each output position, or 0 in the
+// padding. It goes into the GEMM's packed panels a row at a time through a
+// row-sized buffer that stays in L1, so the whole matrix (crs x OH*OW) is
+// never stored and read back.
+type convColPanel struct {
+	p *Conv2DParams
+	x []float32
+}
+
+func (b *convColPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc int) {
+	w := g.nr
+	s.tmp = gemmGrow(s.tmp, nc)
+	for r := pc; r < pc+kc; r++ {
+		b.p.im2colSeg(s.tmp, b.x, r, jc)
+		g.packCopy(s.b[(r-pc)*w:], s.tmp, nc, w, nc, 1, kcp, 1)
+	}
+}
+
+// convColTPanel is the transposed im2col matrix, the B operand of the
+// filter-gradient GEMM (k runs over output positions, n over (c, kh, kw)).
+// A sliver's k step takes one element from each of its nr im2col rows, so
+// the rows are built contiguously in s.tmp (a sliver's worth, which stays
+// in cache) and transposed into place by the implementation's gather
+// packer.
+type convColTPanel struct {
+	p *Conv2DParams
+	x []float32
+}
+
+func (b *convColTPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc int) {
+	w := g.nr
+	for j0 := 0; j0 < nc; j0 += w {
+		rows := min(w, nc-j0)
+		s.tmp = gemmGrow(s.tmp, rows*kc)
+		for i := 0; i < rows; i++ {
+			b.p.im2colSeg(s.tmp[i*kc:][:kc], b.x, jc+j0+i, pc)
+		}
+		g.packGather(s.b[j0*kcp:], s.tmp, kc, w, rows, kc, kcp, 1)
+	}
+}
+
+// im2colSeg writes entries q0..q0+len(d)-1 of row r = (c, kh, kw) of the
+// im2col matrix of x (one group of one sample) into d: entry q is the input
+// pixel tap (kh, kw) sees at output position q, or 0 in the padding.
+func (p *Conv2DParams) im2colSeg(d, x []float32, r, q0 int) {
+	khw := p.KH * p.KW
+	c, kh, kw := r/khw, r%khw/p.KW, r%p.KW
+	H, W, OW := p.H, p.W, p.ow
 	sh, sw := p.StrideH, p.StrideW
-	P := OH * OW
-	r := 0
-	for c := 0; c < p.cg; c++ {
-		xc := x[c*H*W : (c+1)*H*W]
-		for kh := 0; kh < p.KH; kh++ {
-			offH := kh*p.DilationH - p.PadTop
-			oh0, oh1 := convSpan(offH, sh, H, OH)
-			for kw := 0; kw < p.KW; kw++ {
-				offW := kw*p.DilationW - p.PadLeft
-				ow0, ow1 := convSpan(offW, sw, W, OW)
-				row := col[r*P : (r+1)*P]
-				r++
-				clear(row[:oh0*OW])
-				clear(row[oh1*OW:])
-				for oh := oh0; oh < oh1; oh++ {
-					dst := row[oh*OW : (oh+1)*OW]
-					src := xc[(oh*sh+offH)*W : (oh*sh+offH+1)*W]
-					clear(dst[:ow0])
-					clear(dst[ow1:])
-					if ow0 == ow1 {
-						continue
-					}
-					if sw == 1 {
-						copy(dst[ow0:ow1], src[ow0+offW:])
-						continue
-					}
-					for q := ow0; q < ow1; q++ {
-						dst[q] = src[q*sw+offW]
-					}
+	xc := x[c*H*W : (c+1)*H*W]
+	offH := kh*p.DilationH - p.PadTop
+	offW := kw*p.DilationW - p.PadLeft
+	oh0, oh1 := convSpan(offH, sh, H, p.oh)
+	ow0, ow1 := convSpan(offW, sw, W, OW)
+	q1 := q0 + len(d)
+	if sh == 1 && sw == 1 && W == OW {
+		// Unit strides with the output as wide as the input ("same"
+		// padding): position q reads x[q + offH*W + offW] across row
+		// boundaries, so the valid span is one copy. The entries it gets
+		// wrong, the padding columns at the ends of each row, are zeroed
+		// after it; the rows above and below the input are cleared.
+		qa := max(q0, oh0*OW+ow0)
+		qb := min(q1, (oh1-1)*OW+ow1)
+		if oh0 >= oh1 || ow0 >= ow1 || qa >= qb {
+			clear(d)
+			return
+		}
+		clear(d[:qa-q0])
+		copy(d[qa-q0:qb-q0], xc[qa+offH*W+offW:])
+		clear(d[qb-q0:])
+		if ow0 > 0 || ow1 < OW {
+			for rowStart := (qa / OW) * OW; rowStart < qb; rowStart += OW {
+				for q := max(qa, rowStart); q < min(qb, rowStart+ow0); q++ {
+					d[q-q0] = 0
+				}
+				for q := max(qa, rowStart+ow1); q < min(qb, rowStart+OW); q++ {
+					d[q-q0] = 0
 				}
 			}
 		}
+		return
+	}
+	// General geometry: output row by output row. Rows are short (OW
+	// floats), so the padding is zeroed by plain loops rather than clear,
+	// whose call costs more than the few elements it stores.
+	oh, ow := q0/OW, q0%OW
+	for q := q0; q < q1; oh, ow = oh+1, 0 {
+		seg := min(OW-ow, q1-q)
+		dst := d[q-q0:][:seg]
+		lo, hi := max(ow, ow0), min(ow+seg, ow1)
+		if oh < oh0 || oh >= oh1 || lo >= hi {
+			clear(dst)
+			q += seg
+			continue
+		}
+		for i := range dst[:lo-ow] {
+			dst[i] = 0
+		}
+		// src runs on to the end of the plane: gemmGather2 reads whole
+		// vectors, one element past the last it keeps.
+		src := xc[(oh*sh+offH)*W+lo*sw+offW:]
+		mid := dst[lo-ow : hi-ow]
+		switch sw {
+		case 1:
+			copy(mid, src)
+		case 2:
+			gemmGather2(mid, src)
+		default:
+			for i := range mid {
+				mid[i] = src[i*sw]
+			}
+		}
+		for i := range dst[hi-ow:] {
+			dst[hi-ow+i] = 0
+		}
+		q += seg
 	}
 }
 
@@ -487,17 +656,35 @@ func (p *Conv2DParams) col2im(dx, col []float32) {
 				ow0, ow1 := convSpan(offW, sw, W, OW)
 				row := col[r*P : (r+1)*P]
 				r++
-				if ow0 == ow1 {
+				if ow0 == ow1 || oh0 == oh1 {
+					continue
+				}
+				if sh == 1 && sw == 1 && W == OW {
+					// "Same" geometry, as in im2colSeg: entry q goes to
+					// dxc[q + offH*W + offW] across row boundaries, so the
+					// valid span is one vector add once the entries that
+					// belong to the padding columns (which would land on
+					// the neighbouring row) are zeroed in col, our scratch.
+					qa, qb := oh0*OW+ow0, (oh1-1)*OW+ow1
+					if ow0 > 0 || ow1 < OW {
+						// A column or two per row: loops, not clear calls.
+						for rowStart := oh0 * OW; rowStart < qb; rowStart += OW {
+							for q := max(qa, rowStart); q < min(qb, rowStart+ow0); q++ {
+								row[q] = 0
+							}
+							for q := max(qa, rowStart+ow1); q < min(qb, rowStart+OW); q++ {
+								row[q] = 0
+							}
+						}
+					}
+					gemmAdd(dxc[qa+offH*W+offW:][:qb-qa], row[qa:qb])
 					continue
 				}
 				for oh := oh0; oh < oh1; oh++ {
 					src := row[oh*OW : (oh+1)*OW]
 					dst := dxc[(oh*sh+offH)*W : (oh*sh+offH+1)*W]
 					if sw == 1 {
-						d := dst[ow0+offW:][:ow1-ow0]
-						for i, v := range src[ow0:ow1] {
-							d[i] += v
-						}
+						gemmAdd(dst[ow0+offW:][:ow1-ow0], src[ow0:ow1])
 						continue
 					}
 					for q := ow0; q < ow1; q++ {

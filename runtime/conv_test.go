@@ -54,6 +54,9 @@ func convCases() []convCase {
 		{"pointwise_stride2_projection", 2, convGeom(4, 8, 8, 6, 1, 1, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
 		{"pointwise_grouped", 2, convGeom(6, 4, 5, 4, 1, 1, 1, 1, 1, 1, 2, [4]int{0, 0, 0, 0})},
 		{"1x1_padded", 1, convGeom(3, 4, 4, 2, 1, 1, 1, 1, 1, 1, 1, [4]int{1, 0, 0, 1})},
+		// Unit strides and output as wide as the input, but a top pad wider
+		// than the kernel: GradInput takes col2im's one-span path.
+		{"same_width_tall_pad", 2, convGeom(3, 6, 7, 4, 1, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 0, 1})},
 		{"kernel_covers_padded_input", 2, convGeom(2, 4, 5, 3, 6, 7, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 		{"kernel_covers_input_stride2", 1, convGeom(3, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
 		{"single_input_channel", 3, convGeom(1, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},

@@ -22,6 +22,7 @@
 //     results are compared against, and each backward kernel is checked
 //     against central finite differences.
 //
-// The package imports only the standard library, so generated code stays
-// free of third-party dependencies.
+// Besides the standard library the package imports only
+// golang.org/x/sys/cpu, to choose the assembly GEMM kernels by CPU feature,
+// so generated code carries no other third-party dependency.
 package runtime

@@ -5,17 +5,6 @@ import (
 	"sync"
 )
 
-// Cache blocking of Sgemm, after GotoBLAS/BLIS: a gemmKC x gemmNC panel of
-// op(B) is packed once per (jc, pc) step and stays in L2/L3, a gemmMC x gemmKC
-// block of op(A) is packed into L2, and the micro-kernel sweeps gemmNR-wide
-// slivers of the B panel (which stay in L1) against every gemmMR-high sliver
-// of the A block.
-const (
-	gemmMC = 128  // multiple of gemmMR
-	gemmKC = 256  // multiple of gemmKU
-	gemmNC = 2048 // multiple of gemmNR
-)
-
 // gemmParallelMin is the m*n*k below which Sgemm stays on the caller's
 // goroutine: handing work to the pool costs a few microseconds.
 const gemmParallelMin = 1 << 18
@@ -31,6 +20,11 @@ const gemmParallelMin = 1 << 18
 // Sgemm allocates nothing once the per-worker packing buffers have grown to
 // the largest shape seen.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmWith(gemmUse, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmWith is Sgemm on implementation g, so that tests can run each one.
+func sgemmWith(g *gemmImpl, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		gemmPanic("negative dimension m=" + strconv.Itoa(m) + " n=" + strconv.Itoa(n) + " k=" + strconv.Itoa(k))
 	}
@@ -52,7 +46,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		gemmScale(m, n, beta, c, ldc)
 		return
 	}
-	sgemmAuto(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmAuto(g, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 func gemmPanic(msg string) {
@@ -122,6 +116,8 @@ func (f *gemmFreeList[T]) put(x *T) {
 // gemmScratch holds one worker's packed panels.
 type gemmScratch struct {
 	a, b []float32
+	mat  gemmMatB  // the B operand of sgemm, held here so passing it allocates nothing
+	tmp  []float32 // scratch for a gemmPanelB that builds B in pieces
 }
 
 var (
@@ -138,28 +134,143 @@ func gemmGrow(buf []float32, n int) []float32 {
 	return buf[:n]
 }
 
-// sgemmAuto runs a validated, non-trivial Sgemm, splitting it over the pool
-// when it is large enough to pay for the hand-off.
-func sgemmAuto(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// gemmImpl is one GEMM micro-kernel together with the register tile it
+// computes, the packing routines that lay panels out for it and the cache
+// blocking that suits it. Sgemm runs gemmUse, picked once at start-up from
+// what the CPU supports (gemm_amd64.go, gemm_noasm.go); the tests run every
+// implementation the machine can.
+type gemmImpl struct {
+	name   string
+	mr, nr int // register tile: rows and columns of C per kernel call
+	ku     int // the packed panels' k extent is zero-padded to a multiple of ku
+	// Cache blocking, after GotoBLAS/BLIS: a kc x nc panel of op(B) is
+	// packed once per (jc, pc) step and stays in L2/L3, an mc x kc block of
+	// op(A) is packed once per (ic, pc) step and stays in L2, and the kernel
+	// sweeps nr-wide slivers of the B panel (each kept in L1 while it meets
+	// every mr-high sliver of the A block). These are upper bounds: the
+	// actual blocks split each dimension evenly (gemmBlock).
+	mc, kc, nc int // mc is a multiple of mr, nc of nr, kc of ku
+	kernel     gemmKernelFunc
+	// packCopy and packGather lay out blocks of A and B for the kernel;
+	// the k padding is left to gemmPadK.
+	packCopy, packGather gemmPackFunc
+}
+
+// gemmKernelFunc computes one tile of C from an mr-row sliver a and an
+// nr-column sliver b of packed panels, k steps deep:
+//
+//	C[i*ldc+j] = C[i*ldc+j] + Σ_{p<k} a[p*MR+i]*b[p*NR+j]    (overwrite: without the C term)
+//
+// for i < mr and j < nr, where MR x NR is the implementation's tile and
+// mr <= MR, nr <= NR are smaller at the bottom and right edges of C (the
+// packed slivers are zero-padded there, and the kernel must not touch C
+// outside the mr x nr corner). Each element's sum runs over p in order,
+// starting from zero, and is then added to C, in the same way at the edges
+// as inside: that is what makes Sgemm's result independent of how C is
+// split between workers.
+type gemmKernelFunc func(k int, a, b, c []float32, ldc, mr, nr int, overwrite bool)
+
+// gemmPackFunc packs n columns of a block (rows of C for A, columns for B)
+// into ceil(n/w) slivers of width w, kc k steps each and kcp*w apart in dst,
+// with element (p, j) of the block at dst[(j/w)*kcp*w+p*w+j%w] =
+// alpha*x(p, j), where x(p, j) is src[p*ld+j] for packCopy (a sliver's k
+// step is contiguous in the source) and src[j*ld+p] for packGather (a
+// sliver's k step gathers one element from each of w rows). The columns of
+// the last sliver past n are zeroed; the k steps kc <= p < kcp are not
+// written.
+type gemmPackFunc func(dst, src []float32, ld, w, n, kc, kcp int, alpha float32)
+
+// gemmBlock returns the block size for a dimension of extent x cut into
+// blocks of at most max (a multiple of unit): the extent is split into the
+// fewest blocks, all of nearly equal size, so that no block is a sliver
+// that pays the per-block overheads for little work (k = 257 with kc = 256
+// would otherwise run a 1-deep pass over all of C).
+func gemmBlock(x, max, unit int) int {
+	if x <= max {
+		return x
+	}
+	nb := (x + max - 1) / max
+	return gemmRoundUp((x+nb-1)/nb, unit)
+}
+
+// gemmPanelB is a source of packed panels of op(B) for the blocked product:
+// a stored matrix (gemmMatB), or one computed while packing, as the
+// convolutions' im2col matrix is, so that it is never stored whole.
+type gemmPanelB interface {
+	// packB writes op(B)[pc:pc+kc, jc:jc+nc] into s.b as g.nr-column
+	// slivers, each kcp x g.nr with element (p, j) at p*g.nr+j, zeroing the
+	// last sliver's missing columns but not the k padding (gemmPackFunc's
+	// layout); s.tmp is free for its use. Concurrent calls with different
+	// s must be safe.
+	packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc int)
+}
+
+// gemmMatB is a stored op(B): b with row stride ldb, transposed if trans.
+type gemmMatB struct {
+	trans bool
+	b     []float32
+	ldb   int
+}
+
+func (m *gemmMatB) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc int) {
+	if m.trans {
+		g.packGather(s.b, m.b[jc*m.ldb+pc:], m.ldb, g.nr, nc, kc, kcp, 1)
+	} else {
+		g.packCopy(s.b, m.b[pc*m.ldb+jc:], m.ldb, g.nr, nc, kc, kcp, 1)
+	}
+}
+
+// sgemmAuto runs a validated, non-trivial Sgemm with g, splitting it over
+// the pool when it is large enough to pay for the hand-off.
+func sgemmAuto(g *gemmImpl, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if Workers() == 1 || m*n*k < gemmParallelMin {
 		s := gemmScratches.get()
-		s.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		s.sgemm(g, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		gemmScratches.put(s)
 		return
 	}
 	t := gemmTasks.get()
-	*t = sgemmTask{
-		transA: transA, transB: transB, m: m, n: n, k: k,
-		alpha: alpha, beta: beta, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+	t.mat = gemmMatB{trans: transB, b: b, ldb: ldb}
+	t.run(g, transA, m, n, k, alpha, a, lda, &t.mat, beta, c, ldc)
+}
+
+// sgemmAutoB is sgemmAuto with op(B) taken from a panel source.
+func sgemmAutoB(g *gemmImpl, transA bool, m, n, k int, alpha float32, a []float32, lda int, bp gemmPanelB, beta float32, c []float32, ldc int) {
+	if Workers() == 1 || m*n*k < gemmParallelMin {
+		s := gemmScratches.get()
+		s.sgemmB(g, transA, m, n, k, alpha, a, lda, bp, 0, beta, c, ldc)
+		gemmScratches.put(s)
+		return
 	}
+	gemmTasks.get().run(g, transA, m, n, k, alpha, a, lda, bp, beta, c, ldc)
+}
+
+// sgemmTask splits one Sgemm into independent sub-products over column
+// (splitN) or row blocks of C.
+type sgemmTask struct {
+	g           *gemmImpl
+	transA      bool
+	splitN      bool
+	m, n, k     int
+	alpha, beta float32
+	a, c        []float32
+	lda, ldc    int
+	bp          gemmPanelB
+	mat         gemmMatB // bp for a stored B
+}
+
+// run splits the product over the pool, then returns t to its free list.
+func (t *sgemmTask) run(g *gemmImpl, transA bool, m, n, k int, alpha float32, a []float32, lda int, bp gemmPanelB, beta float32, c []float32, ldc int) {
+	t.g, t.transA, t.m, t.n, t.k = g, transA, m, n, k
+	t.alpha, t.beta, t.a, t.lda, t.bp, t.c, t.ldc = alpha, beta, a, lda, bp, c, ldc
 	// Split the larger of m and n: each worker packs the whole of the other
 	// operand, so the one duplicated is the smaller.
 	t.splitN = n >= m
 	var units, perUnit int
 	if t.splitN {
-		units, perUnit = (n+gemmNR-1)/gemmNR, m*k*gemmNR
+		units, perUnit = (n+g.nr-1)/g.nr, m*k*g.nr
 	} else {
-		units, perUnit = (m+gemmMR-1)/gemmMR, n*k*gemmMR
+		units, perUnit = (m+g.mr-1)/g.mr, n*k*g.mr
 	}
 	grain := max(1, gemmParallelMin/perUnit)
 	ParallelFor(units, grain, t)
@@ -167,55 +278,60 @@ func sgemmAuto(transA, transB bool, m, n, k int, alpha float32, a []float32, lda
 	gemmTasks.put(t)
 }
 
-// sgemmTask splits one Sgemm into independent sub-products over column
-// (splitN) or row blocks of C.
-type sgemmTask struct {
-	transA, transB bool
-	splitN         bool
-	m, n, k        int
-	alpha, beta    float32
-	a, b, c        []float32
-	lda, ldb, ldc  int
-}
-
-// Run implements Task: units are gemmNR-column or gemmMR-row slivers of C.
+// Run implements Task: units are nr-column or mr-row slivers of C.
 func (t *sgemmTask) Run(lo, hi int) {
 	s := gemmScratches.get()
+	g := t.g
 	if t.splitN {
-		j0, j1 := lo*gemmNR, min(hi*gemmNR, t.n)
-		bo := j0
-		if t.transB {
-			bo = j0 * t.ldb
-		}
-		s.sgemm(t.transA, t.transB, t.m, j1-j0, t.k, t.alpha, t.a, t.lda, t.b[bo:], t.ldb, t.beta, t.c[j0:], t.ldc)
+		j0, j1 := lo*g.nr, min(hi*g.nr, t.n)
+		s.sgemmB(g, t.transA, t.m, j1-j0, t.k, t.alpha, t.a, t.lda, t.bp, j0, t.beta, t.c[j0:], t.ldc)
 	} else {
-		i0, i1 := lo*gemmMR, min(hi*gemmMR, t.m)
+		i0, i1 := lo*g.mr, min(hi*g.mr, t.m)
 		ao := i0 * t.lda
 		if t.transA {
 			ao = i0
 		}
-		s.sgemm(t.transA, t.transB, i1-i0, t.n, t.k, t.alpha, t.a[ao:], t.lda, t.b, t.ldb, t.beta, t.c[i0*t.ldc:], t.ldc)
+		s.sgemmB(g, t.transA, i1-i0, t.n, t.k, t.alpha, t.a[ao:], t.lda, t.bp, 0, t.beta, t.c[i0*t.ldc:], t.ldc)
 	}
 	gemmScratches.put(s)
 }
 
 // sgemm is the single-threaded blocked product on validated arguments with
 // m, n, k > 0.
-func (s *gemmScratch) sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemmScale(m, n, beta, c, ldc)
-	kcMax := gemmRoundUp(min(k, gemmKC), gemmKU)
-	s.b = gemmGrow(s.b, kcMax*gemmRoundUp(min(n, gemmNC), gemmNR))
-	s.a = gemmGrow(s.a, kcMax*gemmRoundUp(min(m, gemmMC), gemmMR))
-	for jc := 0; jc < n; jc += gemmNC {
-		nc := min(gemmNC, n-jc)
-		for pc := 0; pc < k; pc += gemmKC {
-			kc := min(gemmKC, k-pc)
-			kcp := gemmRoundUp(kc, gemmKU)
-			gemmPackB(s.b, transB, b, ldb, pc, jc, kc, kcp, nc)
-			for ic := 0; ic < m; ic += gemmMC {
-				mc := min(gemmMC, m-ic)
-				gemmPackA(s.a, transA, a, lda, ic, pc, mc, kc, kcp, alpha)
-				gemmMacro(mc, nc, kcp, s.a, s.b, c[ic*ldc+jc:], ldc)
+func (s *gemmScratch) sgemm(g *gemmImpl, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	s.mat = gemmMatB{trans: transB, b: b, ldb: ldb}
+	s.sgemmB(g, transA, m, n, k, alpha, a, lda, &s.mat, 0, beta, c, ldc)
+	s.mat = gemmMatB{}
+}
+
+// sgemmB is sgemm with op(B) taken from columns j0..j0+n-1 of a panel
+// source.
+func (s *gemmScratch) sgemmB(g *gemmImpl, transA bool, m, n, k int, alpha float32, a []float32, lda int, bp gemmPanelB, j0 int, beta float32, c []float32, ldc int) {
+	// beta == 0 is folded into the first pass over k, whose kernel calls
+	// store instead of adding: C is written once rather than cleared and
+	// read back.
+	if beta != 0 {
+		gemmScale(m, n, beta, c, ldc)
+	}
+	// The k blocking depends on k alone, never on m or n, so a worker given
+	// part of C sums every element in the same order as a single thread.
+	kb := gemmBlock(k, g.kc, g.ku)
+	mb := gemmBlock(m, g.mc, g.mr)
+	nb := gemmBlock(n, g.nc, g.nr)
+	kcMax := gemmRoundUp(kb, g.ku)
+	s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, g.nr))
+	s.a = gemmGrow(s.a, kcMax*gemmRoundUp(mb, g.mr))
+	for jc := 0; jc < n; jc += nb {
+		nc := min(nb, n-jc)
+		for pc := 0; pc < k; pc += kb {
+			kc := min(kb, k-pc)
+			kcp := gemmRoundUp(kc, g.ku)
+			bp.packB(g, s, pc, j0+jc, kc, kcp, nc)
+			gemmPadK(s.b, g.nr, (nc+g.nr-1)/g.nr, kc, kcp)
+			for ic := 0; ic < m; ic += mb {
+				mc := min(mb, m-ic)
+				g.packA(s.a, transA, a, lda, ic, pc, mc, kc, kcp, alpha)
+				g.macro(mc, nc, kcp, s.a, s.b, c[ic*ldc+jc:], ldc, beta == 0 && pc == 0)
 			}
 		}
 	}
@@ -223,170 +339,172 @@ func (s *gemmScratch) sgemm(transA, transB bool, m, n, k int, alpha float32, a [
 
 func gemmRoundUp(x, m int) int { return (x + m - 1) / m * m }
 
-// gemmMacro multiplies a packed mc x kcp block of A by a packed kcp x nc
-// panel of B into C. Edge tiles go through a full-size temporary so the
-// micro-kernel never needs to know about them.
-func gemmMacro(mc, nc, kcp int, ap, bp, c []float32, ldc int) {
-	for jr := 0; jr < nc; jr += gemmNR {
-		bs := bp[jr*kcp : (jr+gemmNR)*kcp]
-		nr := min(gemmNR, nc-jr)
-		for ir := 0; ir < mc; ir += gemmMR {
-			as := ap[ir*kcp : (ir+gemmMR)*kcp]
-			mr := min(gemmMR, mc-ir)
-			if mr == gemmMR && nr == gemmNR {
-				gemmKernel(kcp, as, bs, c[ir*ldc+jr:], ldc)
-				continue
-			}
-			var tile [gemmMR * gemmNR]float32
-			gemmKernel(kcp, as, bs, tile[:], gemmNR)
-			for i := 0; i < mr; i++ {
-				row := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
-				for j := range row {
-					row[j] += tile[i*gemmNR+j]
-				}
-			}
+// macro multiplies a packed mc x kcp block of A by a packed kcp x nc panel
+// of B into C, one register tile at a time; the kernel handles the edge
+// tiles itself.
+func (g *gemmImpl) macro(mc, nc, kcp int, ap, bp, c []float32, ldc int, overwrite bool) {
+	mr, nr := g.mr, g.nr
+	for jr := 0; jr < nc; jr += nr {
+		bs := bp[jr*kcp : (jr+nr)*kcp]
+		nrr := min(nr, nc-jr)
+		for ir := 0; ir < mc; ir += mr {
+			g.kernel(kcp, ap[ir*kcp:(ir+mr)*kcp], bs, c[ir*ldc+jr:], ldc, min(mr, mc-ir), nrr, overwrite)
 		}
 	}
 }
 
-// gemmPackCols is how many slivers the packers fill per pass when the source
-// is read along its rows (op(X) stored with the k index across rows). Going
+// gemmPackCols is how many slivers the copying packers fill per pass. Going
 // down one sliver at a time would touch kc cache lines ld apart, which alias
 // to a few L1 sets when ld is a power of two (the common case) and thrash;
-// going across all slivers per row would cycle through more destination lines
-// than L1 holds. A block of 64 slivers reads each source row segment once and
-// keeps its 64 destination lines hot across consecutive k steps.
+// going across all slivers per row would cycle through more destination
+// lines than L1 holds. A block of 64 slivers reads each source row segment
+// once and keeps its destination lines hot across consecutive k steps.
 const gemmPackCols = 64
 
-// gemmPackA copies alpha * op(A)[ic:ic+mc, pc:pc+kc] into dst as gemmMR-row
-// slivers, each kcp x gemmMR with element (p, i) at p*gemmMR+i, zero-padding
-// the missing rows of the last sliver and the k tail. Folding alpha in here
-// costs nothing extra, since every element is touched anyway. The loops are
-// written for any gemmMR so that a kernel with another tile reuses them.
-func gemmPackA(dst []float32, trans bool, a []float32, lda, ic, pc, mc, kc, kcp int, alpha float32) {
-	full := mc / gemmMR
+// packA copies alpha * op(A)[ic:ic+mc, pc:pc+kc] into dst as mr-row
+// slivers, each kcp x mr with element (p, i) at p*mr+i, zero-padding the
+// missing rows of the last sliver and the k tail. Folding alpha in here
+// costs nothing extra, since every element is touched anyway.
+func (g *gemmImpl) packA(dst []float32, trans bool, a []float32, lda, ic, pc, mc, kc, kcp int, alpha float32) {
 	if trans {
-		gemmPackAT(dst, a[pc*lda+ic:], lda, full, kc, kcp, alpha)
+		g.packCopy(dst, a[pc*lda+ic:], lda, g.mr, mc, kc, kcp, alpha)
 	} else {
-		gemmPackAN(dst, a[ic*lda+pc:], lda, full, kc, kcp, alpha)
+		g.packGather(dst, a[ic*lda+pc:], lda, g.mr, mc, kc, kcp, alpha)
 	}
-	if mr := mc - full*gemmMR; mr > 0 {
-		d := dst[full*kcp*gemmMR:][:kc*gemmMR]
-		clear(d)
-		i0 := ic + full*gemmMR
-		for i := 0; i < mr; i++ {
-			for p := 0; p < kc; p++ {
-				if trans {
-					d[p*gemmMR+i] = alpha * a[(pc+p)*lda+i0+i]
-				} else {
-					d[p*gemmMR+i] = alpha * a[(i0+i)*lda+pc+p]
-				}
-			}
-		}
+	gemmPadK(dst, g.mr, (mc+g.mr-1)/g.mr, kc, kcp)
+}
+
+// gemmPadK zeroes the k padding (steps kc..kcp-1) of the first ns slivers of
+// width w: it may hold stale values, even Inf or NaN, from an earlier call.
+func gemmPadK(dst []float32, w, ns, kc, kcp int) {
+	if kc == kcp {
+		return
 	}
-	if kc < kcp {
-		for s := 0; s < (mc+gemmMR-1)/gemmMR; s++ {
-			clear(dst[s*kcp*gemmMR+kc*gemmMR : (s+1)*kcp*gemmMR])
-		}
+	for s := 0; s < ns; s++ {
+		clear(dst[s*kcp*w+kc*w : (s+1)*kcp*w])
 	}
 }
 
-// gemmPackB copies op(B)[pc:pc+kc, jc:jc+nc] into dst as gemmNR-column
-// slivers, each kcp x gemmNR with element (p, j) at p*gemmNR+j, zero-padding
-// the missing columns of the last sliver and the k tail.
-func gemmPackB(dst []float32, trans bool, b []float32, ldb, pc, jc, kc, kcp, nc int) {
-	full := nc / gemmNR
-	if trans {
-		gemmPackBT(dst, b[jc*ldb+pc:], ldb, full, kc, kcp)
-	} else {
-		gemmPackBN(dst, b[pc*ldb+jc:], ldb, full, kc, kcp)
-	}
-	if nr := nc - full*gemmNR; nr > 0 {
-		d := dst[full*kcp*gemmNR:][:kc*gemmNR]
-		clear(d)
-		j0 := jc + full*gemmNR
-		for j := 0; j < nr; j++ {
-			for p := 0; p < kc; p++ {
-				if trans {
-					d[p*gemmNR+j] = b[(j0+j)*ldb+pc+p]
-				} else {
-					d[p*gemmNR+j] = b[(pc+p)*ldb+j0+j]
-				}
-			}
-		}
-	}
-	if kc < kcp {
-		for s := 0; s < (nc+gemmNR-1)/gemmNR; s++ {
-			clear(dst[s*kcp*gemmNR+kc*gemmNR : (s+1)*kcp*gemmNR])
-		}
-	}
-}
-
-// The full-sliver packing loops live in small functions of their own: inlined
-// into the packers, with their many live values, they spilled on every
-// element and ran several times slower. In each, a starts at the block's
-// first element and full slivers are packed.
-
-// gemmPackAT packs from A stored k x m (op(A) = Aᵀ): a sliver's k step is
-// contiguous in the source.
-func gemmPackAT(dst, a []float32, lda, full, kc, kcp int, alpha float32) {
+// gemmPackCopyGo is the portable gemmPackFunc for contiguous sliver rows
+// (op(A) = Aᵀ, op(B) = B).
+func gemmPackCopyGo(dst, src []float32, ld, w, n, kc, kcp int, alpha float32) {
+	full := n / w
 	for s0 := 0; s0 < full; s0 += gemmPackCols {
 		ns := min(gemmPackCols, full-s0)
+		if w == gemmNR && alpha == 1 {
+			gemmPackCopyNR(dst[s0*kcp*w:], src[s0*w:], ld, kcp, kc, ns)
+			continue
+		}
 		for p := 0; p < kc; p++ {
-			src := a[p*lda+s0*gemmMR:][:ns*gemmMR]
-			d := dst[s0*kcp*gemmMR+p*gemmMR:]
+			row := src[p*ld+s0*w:][:ns*w]
+			d := dst[s0*kcp*w+p*w:]
 			for s := 0; s < ns; s++ {
-				dp := (*[gemmMR]float32)(d[s*kcp*gemmMR:])
-				sp := (*[gemmMR]float32)(src[s*gemmMR:])
-				for i := range dp {
-					dp[i] = alpha * sp[i]
-				}
+				gemmScaleCopy(d[s*kcp*w:][:w], row[s*w:][:w], alpha)
 			}
+		}
+	}
+	gemmPackCopyEdge(dst, src, ld, w, n, kc, kcp, alpha)
+}
+
+// gemmPackCopyNR packs ns full slivers of B for the Go kernel with
+// fixed-size moves: written for any width, the loop spent more time in
+// control and bounds checks than in the moves. It stays out of line, as
+// the original packers did, so that its loop does not spill.
+//
+//go:noinline
+func gemmPackCopyNR(dst, src []float32, ld, kcp, kc, ns int) {
+	for p := 0; p < kc; p++ {
+		row := src[p*ld:][:ns*gemmNR]
+		d := dst[p*gemmNR:]
+		for s := 0; s < ns; s++ {
+			*(*[gemmNR]float32)(d[s*kcp*gemmNR:]) = *(*[gemmNR]float32)(row[s*gemmNR:])
 		}
 	}
 }
 
-// gemmPackAN packs from A stored m x k: a sliver's k step gathers one element
-// from each of gemmMR contiguous rows.
-func gemmPackAN(dst, a []float32, lda, full, kc, kcp int, alpha float32) {
+// gemmPackCopyEdge packs the partial last sliver for the copying packers.
+func gemmPackCopyEdge(dst, src []float32, ld, w, n, kc, kcp int, alpha float32) {
+	full := n / w
+	r := n - full*w
+	if r == 0 {
+		return
+	}
+	d := dst[full*kcp*w:][:kc*w]
+	for p := 0; p < kc; p++ {
+		row := d[p*w : (p+1)*w]
+		gemmScaleCopy(row[:r], src[p*ld+full*w:][:r], alpha)
+		clear(row[r:])
+	}
+}
+
+// gemmScaleCopy sets dst = alpha*src; alpha 1 is a plain copy. The Go
+// kernel's slivers are 2 and 4 wide, too short to pay for a memmove call.
+func gemmScaleCopy(dst, src []float32, alpha float32) {
+	if alpha == 1 && len(dst) > 8 {
+		copy(dst, src)
+		return
+	}
+	src = src[:len(dst)]
+	if alpha == 1 {
+		for i, v := range src {
+			dst[i] = v
+		}
+		return
+	}
+	for i, v := range src {
+		dst[i] = alpha * v
+	}
+}
+
+// gemmPackGatherGo is the portable gemmPackFunc for gathered sliver rows
+// (op(A) = A, op(B) = Bᵀ): each source row is contiguous along k and is
+// scattered with stride w.
+func gemmPackGatherGo(dst, src []float32, ld, w, n, kc, kcp int, alpha float32) {
+	full := n / w
 	for s := 0; s < full; s++ {
-		d := dst[s*kcp*gemmMR:][:kc*gemmMR]
-		for i := 0; i < gemmMR; i++ {
-			r := a[(s*gemmMR+i)*lda:][:kc]
-			d := d[i:]
+		gemmPackGatherRows(dst[s*kcp*w:], src[s*w*ld:], ld, w, w, kc, alpha)
+	}
+	if r := n - full*w; r > 0 {
+		d := dst[full*kcp*w:][:kc*w]
+		clear(d)
+		gemmPackGatherRows(d, src[full*w*ld:], ld, w, r, kc, alpha)
+	}
+}
+
+// gemmPackGatherRows scatters the first kc elements of rows source rows, ld
+// apart, into columns 0..rows-1 of a sliver of width w.
+func gemmPackGatherRows(d, src []float32, ld, w, rows, kc int, alpha float32) {
+	d = d[:(kc-1)*w+rows]
+	for i := 0; i < rows; i++ {
+		r := src[i*ld:][:kc]
+		d := d[i:]
+		if alpha == 1 {
 			for p, v := range r {
-				d[p*gemmMR] = alpha * v
+				d[p*w] = v
 			}
+			continue
+		}
+		for p, v := range r {
+			d[p*w] = alpha * v
 		}
 	}
 }
 
-// gemmPackBN packs from B stored k x n: a sliver's k step is contiguous in
-// the source.
-func gemmPackBN(dst, b []float32, ldb, full, kc, kcp int) {
-	for s0 := 0; s0 < full; s0 += gemmPackCols {
-		ns := min(gemmPackCols, full-s0)
-		for p := 0; p < kc; p++ {
-			src := b[p*ldb+s0*gemmNR:][:ns*gemmNR]
-			d := dst[s0*kcp*gemmNR+p*gemmNR:]
-			for s := 0; s < ns; s++ {
-				*(*[gemmNR]float32)(d[s*kcp*gemmNR:]) = *(*[gemmNR]float32)(src[s*gemmNR:])
-			}
-		}
+// gemmAddGo is the portable gemmAdd.
+func gemmAddGo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += v
 	}
 }
 
-// gemmPackBT packs from B stored n x k (op(B) = Bᵀ): a sliver's k step
-// gathers one element from each of gemmNR contiguous rows.
-func gemmPackBT(dst, b []float32, ldb, full, kc, kcp int) {
-	for s := 0; s < full; s++ {
-		d := dst[s*kcp*gemmNR:][:kc*gemmNR]
-		for j := 0; j < gemmNR; j++ {
-			r := b[(s*gemmNR+j)*ldb:][:kc]
-			d := d[j:]
-			for p, v := range r {
-				d[p*gemmNR] = v
-			}
-		}
+// gemmGather2Go is the portable gemmGather2.
+func gemmGather2Go(dst, src []float32) {
+	if len(dst) == 0 {
+		return
+	}
+	src = src[:2*len(dst)-1]
+	for i := range dst {
+		dst[i] = src[2*i]
 	}
 }

@@ -27,3 +27,42 @@ func BenchmarkSgemm(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGemmPaths runs BenchmarkSgemm's shapes on each implementation the
+// CPU supports (Sgemm itself runs the first), single-threaded.
+func BenchmarkGemmPaths(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, g := range gemmImpls() {
+		for _, s := range [][3]int{{512, 512, 512}, {64, 1024, 576}, {256, 1152, 1024}} {
+			m, n, k := s[0], s[1], s[2]
+			x := gemmTestMatrix(rng, m, k, k)
+			y := gemmTestMatrix(rng, k, n, n)
+			c := make([]float32, m*n)
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", g.name, m, n, k), func(b *testing.B) {
+				sc := gemmScratches.get()
+				for b.Loop() {
+					sc.sgemm(g, false, false, m, n, k, 1, x, k, y, n, 0, c, n)
+				}
+				gemmScratches.put(sc)
+				gemmBenchReport(b, 2*float64(m)*float64(n)*float64(k))
+			})
+		}
+	}
+}
+
+// BenchmarkGemmKernel measures each micro-kernel alone on one full tile with
+// its panels in L1: the ceiling for Sgemm.
+func BenchmarkGemmKernel(b *testing.B) {
+	for _, g := range gemmImpls() {
+		const k = 192
+		x := make([]float32, k*g.mr)
+		y := make([]float32, k*g.nr)
+		c := make([]float32, g.mr*g.nr)
+		b.Run(g.name, func(b *testing.B) {
+			for b.Loop() {
+				g.kernel(k, x, y, c, g.nr, g.mr, g.nr, false)
+			}
+			gemmBenchReport(b, 2*float64(g.mr*g.nr*k))
+		})
+	}
+}

@@ -1,24 +1,61 @@
 package runtime
 
-// Shape of the register tile computed by gemmKernel, and the unroll of its k
-// loop. Sgemm's packing routines read these, so a SIMD kernel with another
-// tile only has to redefine them next to its own gemmKernel.
+// Shape of the register tile computed by gemmKernel, the portable Go
+// micro-kernel, and the unroll of its k loop. The assembly kernels
+// (gemm_amd64.go) have tiles of their own; each gemmImpl carries its tile,
+// and the packing routines follow it.
 const (
 	gemmMR = 4 // rows of C per micro-kernel call (packed A panel width)
 	gemmNR = 2 // columns of C per micro-kernel call (packed B panel width)
 	gemmKU = 4 // k-loop unroll: packed panels are zero-padded to a multiple
 )
 
-// gemmKernel is the GEMM micro-kernel, the one place where Sgemm and every
-// convolution spend their floating-point time:
+// gemmGo is the portable implementation: the Go kernel with the Go packers.
+// It is what Sgemm runs on architectures without an assembly kernel, under
+// the purego build tag, and on amd64 CPUs without AVX2 and FMA.
+var gemmGo = &gemmImpl{
+	name: "go",
+	mr:   gemmMR, nr: gemmNR, ku: gemmKU,
+	mc: 128, kc: 256, nc: 2048,
+	kernel:     gemmKernelGo,
+	packCopy:   gemmPackCopyGo,
+	packGather: gemmPackGatherGo,
+}
+
+// gemmKernelGo adapts gemmKernel, which only adds full tiles into C, to the
+// gemmKernelFunc contract: an edge tile is computed into a full-size
+// temporary and its corner copied out, and overwrite clears C first
+// (0 + s is s, so this stores the same sum as the assembly kernels would).
+func gemmKernelGo(k int, a, b, c []float32, ldc, mr, nr int, overwrite bool) {
+	if mr == gemmMR && nr == gemmNR {
+		if overwrite {
+			for i := 0; i < gemmMR; i++ {
+				clear(c[i*ldc : i*ldc+gemmNR])
+			}
+		}
+		gemmKernel(k, a, b, c, ldc)
+		return
+	}
+	var tile [gemmMR * gemmNR]float32
+	gemmKernel(k, a, b, tile[:], gemmNR)
+	for i := 0; i < mr; i++ {
+		row := c[i*ldc : i*ldc+nr]
+		for j := range row {
+			if overwrite {
+				row[j] = tile[i*gemmNR+j]
+			} else {
+				row[j] += tile[i*gemmNR+j]
+			}
+		}
+	}
+}
+
+// gemmKernel is the portable GEMM micro-kernel:
 //
 //	c[i*ldc+j] += sum over p < kc of a[p*gemmMR+i] * b[p*gemmNR+j]
 //
 // for i < gemmMR, j < gemmNR, where a and b are packed panels and kc is a
-// multiple of gemmKU. It is the replacement point for an assembly/SIMD
-// version: an AVX-512 kernel will live in its own file under a build tag
-// (amd64 && !purego) with this portable Go version kept as the purego
-// fallback, and nothing else in Sgemm needs to change.
+// multiple of gemmKU.
 //
 // Why it looks like this: Go does not vectorise, so the speed of scalar code
 // depends on keeping all gemmMR*gemmNR accumulators in registers (amd64 has

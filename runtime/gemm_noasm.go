@@ -1,0 +1,17 @@
+//go:build !amd64 || purego
+
+package runtime
+
+// gemmImpls lists the GEMM implementations this build can run, preferred
+// first: without assembly, only the portable one.
+func gemmImpls() []*gemmImpl { return []*gemmImpl{gemmGo} }
+
+// gemmUse is the implementation Sgemm runs.
+var gemmUse = gemmImpls()[0]
+
+// gemmAdd sets dst[i] += src[i] over dst (src is at least as long).
+func gemmAdd(dst, src []float32) { gemmAddGo(dst, src) }
+
+// gemmGather2 sets dst[i] = src[2*i] over dst (src has at least
+// 2*len(dst)-1 elements).
+func gemmGather2(dst, src []float32) { gemmGather2Go(dst, src) }
