@@ -61,24 +61,17 @@ func SMHInitFactors(l, r []float32, rng *RNG, rank int) {
 }
 
 // SMHParams places one hashed tensor in the virtual matrix. Generated code
-// keeps one per hashed tensor; the unexported fields are the kernels'
-// scratch (the first backward call allocates d float64s, later calls
-// nothing), so one SMHParams must not serve two calls at the same time.
+// keeps one per hashed tensor; the unexported field is the backward's
+// scratch (the first call allocates it, later calls nothing), so one
+// SMHParams must not serve two calls at the same time.
 type SMHParams struct {
 	D     int // side of the virtual matrix P
 	Rank  int // inner dimension r of P = L·R
 	Off   int // flat offset of the tensor's first element in vec(P)
 	Count int // number of elements of the tensor
 
-	fwd   smhFwdTask
-	rows  smhRowGradTask
-	cols  smhColGradTask
-	dsRow []float64
+	h []float32 // G·Rᵀ for the full rows, rows x Rank
 }
-
-// smhMinWork is the number of multiply-adds below which a kernel runs on
-// the calling goroutine: handing work to the pool costs a few microseconds.
-const smhMinWork = 1 << 16
 
 func (p *SMHParams) check(op string, l, r []float32, off, count int) {
 	d, rank := p.D, p.Rank
@@ -107,9 +100,28 @@ func smhCols(i, d, off, end int) (lo, hi int) {
 	return lo, hi
 }
 
+// smhSpan splits the flat range [off, end) of a d-wide matrix into a
+// partial first row (head, or -1), the full rows [fa, fb), and a partial
+// last row (tail, or -1). A range inside one row is a head only.
+func smhSpan(d, off, end int) (head, fa, fb, tail int) {
+	head, tail = -1, -1
+	fa, fb = (off+d-1)/d, end/d
+	if fa > fb { // within one row, touching neither edge
+		return off / d, 0, 0, -1
+	}
+	if off%d != 0 {
+		head = off / d
+	}
+	if end%d != 0 {
+		tail = end / d
+	}
+	return head, fa, fb, tail
+}
+
 // SMHReconstruct writes the tensor w[:Count] = s · vec(P)[Off:Off+Count]
-// with P = L·R. Rows are independent and spread over the worker pool; the
-// result does not depend on the number of workers.
+// with P = L·R: one Sgemm for the rows the tensor covers in full, one for
+// a partial first and one for a partial last row. The result does not depend on
+// the number of workers.
 func SMHReconstruct(p *SMHParams, w, l, r []float32, s float32) {
 	p.check("SMHReconstruct", l, r, p.Off, p.Count)
 	if len(w) < p.Count {
@@ -140,60 +152,22 @@ func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
 	}
 	d, rank := p.D, p.Rank
 	end := off + len(dst)
-	i0, i1 := off/d, (end-1)/d
-	t := &p.fwd
-	*t = smhFwdTask{dst: dst, l: l, r: r, d: d, rank: rank, off: off, end: end, i0: i0, s: s}
-	rows := i1 - i0 + 1
-	if len(dst)*rank < smhMinWork {
-		t.Run(0, rows)
-	} else {
-		ParallelFor(rows, smhCeilDiv(smhMinWork, d*rank), t)
+	head, fa, fb, tail := smhSpan(d, off, end)
+	// Partial rows go through Sgemm too, so that a cell of P has the same
+	// bits whichever tensor or band reconstructs it.
+	row := func(i int) {
+		c0, c1 := smhCols(i, d, off, end)
+		base := i*d - off
+		Sgemm(false, false, 1, c1-c0, rank, s, l[i*rank:], rank, r[c0:], d, 0, dst[base+c0:], c1-c0)
 	}
-	*t = smhFwdTask{} // drop references to the caller's buffers
-}
-
-type smhFwdTask struct {
-	dst, l, r             []float32
-	d, rank, off, end, i0 int
-	s                     float32
-}
-
-// Run reconstructs the rows i0+lo ... i0+hi-1 of the range.
-func (t *smhFwdTask) Run(lo, hi int) {
-	d, rank := t.d, t.rank
-	for u := lo; u < hi; u++ {
-		i := t.i0 + u
-		c0, c1 := smhCols(i, d, t.off, t.end)
-		base := i*d - t.off
-		smhRowFwd(t.dst[base+c0:base+c1], t.l[i*rank:(i+1)*rank], t.r, d, c0, t.s)
+	if head >= 0 {
+		row(head)
 	}
-}
-
-// smhRowFwd writes dst[j-c0] = s·Σ_t li[t]·R[t, j] for the columns
-// j ∈ [c0, c0+len(dst)). It streams four rows of R at a time against one
-// output row, which keeps the output in L1 and beat register-blocked
-// variants in benchmarks (the Go compiler does not vectorise either).
-func smhRowFwd(dst, li, r []float32, d, c0 int, s float32) {
-	clear(dst)
-	n := len(dst)
-	rank := len(li)
-	t := 0
-	for ; t+4 <= rank; t += 4 {
-		a0, a1, a2, a3 := s*li[t], s*li[t+1], s*li[t+2], s*li[t+3]
-		r0 := r[t*d+c0:][:len(dst)]
-		r1 := r[(t+1)*d+c0:][:len(dst)]
-		r2 := r[(t+2)*d+c0:][:len(dst)]
-		r3 := r[(t+3)*d+c0:][:len(dst)]
-		for j := range dst {
-			dst[j] += a0*r0[j] + a1*r1[j] + a2*r2[j] + a3*r3[j]
-		}
+	if fb > fa {
+		Sgemm(false, false, fb-fa, d, rank, s, l[fa*rank:], rank, r, d, 0, dst[fa*d-off:], d)
 	}
-	for ; t < rank; t++ {
-		a := s * li[t]
-		rt := r[t*d+c0:][:n]
-		for j := range rt {
-			dst[j] += a * rt[j]
-		}
+	if tail >= 0 {
+		row(tail)
 	}
 }
 
@@ -205,12 +179,12 @@ func smhRowFwd(dst, li, r []float32, d, c0 int, s float32) {
 //	dr += Lᵀ·G
 //	*ds += ⟨dw, vec(P)[Off:Off+Count]⟩
 //
-// It needs no copy of the unscaled slice: ⟨dw, vec(P)⟩ = Σ_i L[i,:]·H[i,:]
-// with H = dw·Rᵀ, the product the dl update computes anyway (dl = s·H), so
-// the scale's gradient costs r multiply-adds per covered row and stays
-// defined when s = 0. ds is summed per row in float64 and then over rows in
-// order, and dr's columns are summed over rows in a fixed order, so the
-// results do not depend on the number of workers. ds may be nil.
+// For the full rows these are two Sgemm calls. It needs no copy of the
+// unscaled slice: ⟨dw, vec(P)⟩ = Σ_i L[i,:]·H[i,:] with H = dw·Rᵀ, the
+// product the dl update computes anyway (dl = s·H), so the scale's gradient
+// costs r multiply-adds per covered row and stays defined when s = 0. ds is
+// summed in float64 in row order. The results do not depend on the number
+// of workers. ds may be nil.
 func SMHScatterAdd(p *SMHParams, dl, dr []float32, ds *float32, dw, l, r []float32, s float32) {
 	p.check("SMHScatterAdd", l, r, p.Off, p.Count)
 	d, rank, off, count := p.D, p.Rank, p.Off, p.Count
@@ -224,171 +198,39 @@ func SMHScatterAdd(p *SMHParams, dl, dr []float32, ds *float32, dw, l, r []float
 		return
 	}
 	end := off + count
-	i0, i1 := off/d, (end-1)/d
-	rows := i1 - i0 + 1
-	if cap(p.dsRow) < rows {
-		p.dsRow = make([]float64, d)
+	head, fa, fb, tail := smhSpan(d, off, end)
+	if cap(p.h) < max(fb-fa, 1)*rank {
+		p.h = make([]float32, max(fb-fa, 1)*rank)
 	}
-	dsRow := p.dsRow[:rows]
-	small := count*rank < smhMinWork
-
-	rt := &p.rows
-	*rt = smhRowGradTask{dl: dl, dw: dw, l: l, r: r, dsRow: dsRow,
-		d: d, rank: rank, off: off, end: end, i0: i0, s: s}
-	if small {
-		rt.Run(0, rows)
-	} else {
-		ParallelFor(rows, smhCeilDiv(smhMinWork, d*rank), rt)
+	var sum float64
+	// band handles rows [i0, i1), columns [c0, c1) of each: H = G·Rᵀ,
+	// dL += s·H, ds += ⟨L, H⟩, dR += s·Lᵀ·G.
+	band := func(i0, i1, c0, c1 int) {
+		k, n := i1-i0, c1-c0
+		h := p.h[:k*rank]
+		g := dw[i0*d-off+c0:]
+		li := l[i0*rank : i1*rank]
+		Sgemm(false, true, k, rank, n, 1, g, d, r[c0:], d, 0, h, rank)
+		dli := dl[i0*rank : i1*rank]
+		for i, v := range h {
+			dli[i] += s * v
+			sum += float64(li[i]) * float64(v)
+		}
+		Sgemm(true, false, rank, n, k, s, li, rank, g, d, 1, dr[c0:], d)
 	}
-	*rt = smhRowGradTask{}
-
-	ct := &p.cols
-	*ct = smhColGradTask{dr: dr, dw: dw, l: l,
-		d: d, rank: rank, off: off, end: end, i0: i0, i1: i1, s: s}
-	if small {
-		ct.Run(0, d)
-	} else {
-		ParallelFor(d, smhCeilDiv(smhMinWork, rows*rank), ct)
+	if head >= 0 {
+		c0, c1 := smhCols(head, d, off, end)
+		band(head, head+1, c0, c1)
 	}
-	*ct = smhColGradTask{}
-
+	if fb > fa {
+		band(fa, fb, 0, d)
+	}
+	if tail >= 0 {
+		c0, c1 := smhCols(tail, d, off, end)
+		band(tail, tail+1, c0, c1)
+	}
 	if ds != nil {
-		var sum float64
-		for _, v := range dsRow {
-			sum += v
-		}
 		*ds += float32(sum)
-	}
-}
-
-type smhRowGradTask struct {
-	dl, dw, l, r          []float32
-	dsRow                 []float64
-	d, rank, off, end, i0 int
-	s                     float32
-}
-
-// Run updates dL and the per-row ds shares for rows i0+lo ... i0+hi-1.
-func (t *smhRowGradTask) Run(lo, hi int) {
-	d, rank := t.d, t.rank
-	for u := lo; u < hi; u++ {
-		i := t.i0 + u
-		c0, c1 := smhCols(i, d, t.off, t.end)
-		base := i*d - t.off
-		t.dsRow[u] = smhRowGrad(t.dl[i*rank:(i+1)*rank], t.dw[base+c0:base+c1],
-			t.l[i*rank:(i+1)*rank], t.r, d, c0, t.s)
-	}
-}
-
-// smhRowGrad computes h[t] = Σ_j g[j]·R[t, c0+j] for one row, adds s·h to
-// that row of dL and returns Σ_t li[t]·h[t], the row's share of ds.
-func smhRowGrad(dli, g, li, r []float32, d, c0 int, s float32) float64 {
-	rank := len(li)
-	dli = dli[:rank]
-	var ds float64
-	t := 0
-	for ; t+4 <= rank; t += 4 {
-		r0 := r[t*d+c0:][:len(g)]
-		r1 := r[(t+1)*d+c0:][:len(g)]
-		r2 := r[(t+2)*d+c0:][:len(g)]
-		r3 := r[(t+3)*d+c0:][:len(g)]
-		var h0, h1, h2, h3 float32
-		for j, v := range g {
-			h0 += v * r0[j]
-			h1 += v * r1[j]
-			h2 += v * r2[j]
-			h3 += v * r3[j]
-		}
-		dli[t] += s * h0
-		dli[t+1] += s * h1
-		dli[t+2] += s * h2
-		dli[t+3] += s * h3
-		ds += float64(li[t])*float64(h0) + float64(li[t+1])*float64(h1) +
-			float64(li[t+2])*float64(h2) + float64(li[t+3])*float64(h3)
-	}
-	for ; t < rank; t++ {
-		rt := r[t*d+c0:][:len(g)]
-		var h float32
-		for j, v := range g {
-			h += v * rt[j]
-		}
-		dli[t] += s * h
-		ds += float64(li[t]) * float64(h)
-	}
-	return ds
-}
-
-type smhColGradTask struct {
-	dr, dw, l                 []float32
-	d, rank, off, end, i0, i1 int
-	s                         float32
-}
-
-// Run accumulates dR[:, lo:hi]. Each column sums the rows in one fixed
-// order (a partial first row, then full rows four at a time, then the
-// remaining full rows, then a partial last row) whatever lo and hi are, so
-// the chunking of the columns cannot change the result.
-func (t *smhColGradTask) Run(lo, hi int) {
-	d := t.d
-	i, last := t.i0, t.i1
-	if c0, c1 := smhCols(i, d, t.off, t.end); c1-c0 < d {
-		t.row(i, c0, c1, lo, hi)
-		i++
-	}
-	tailPartial := false
-	if i <= last {
-		if c0, c1 := smhCols(last, d, t.off, t.end); c1-c0 < d {
-			tailPartial = true
-			last--
-		}
-	}
-	for ; i+4 <= last+1; i += 4 {
-		t.block4(i, lo, hi)
-	}
-	for ; i <= last; i++ {
-		t.row(i, 0, d, lo, hi)
-	}
-	if tailPartial {
-		c0, c1 := smhCols(t.i1, d, t.off, t.end)
-		t.row(t.i1, c0, c1, lo, hi)
-	}
-}
-
-// row adds s·L[i, t]·dW[i, j] to dR[t, j] for the row's columns [c0, c1)
-// within [lo, hi).
-func (t *smhColGradTask) row(i, c0, c1, lo, hi int) {
-	c0, c1 = max(c0, lo), min(c1, hi)
-	if c0 >= c1 {
-		return
-	}
-	d, rank := t.d, t.rank
-	g := t.dw[i*d-t.off+c0 : i*d-t.off+c1]
-	li := t.l[i*rank : (i+1)*rank]
-	for k, lv := range li {
-		a := t.s * lv
-		drt := t.dr[k*d+c0:][:len(g)]
-		for j, v := range g {
-			drt[j] += a * v
-		}
-	}
-}
-
-// block4 is row for four consecutive full rows, read together so that each
-// dR element is loaded and stored once per four rows.
-func (t *smhColGradTask) block4(i, lo, hi int) {
-	d, rank, s := t.d, t.rank, t.s
-	base := i*d - t.off
-	g0 := t.dw[base+lo : base+hi]
-	g1 := t.dw[base+d+lo:][:len(g0)]
-	g2 := t.dw[base+2*d+lo:][:len(g0)]
-	g3 := t.dw[base+3*d+lo:][:len(g0)]
-	l := t.l[i*rank : (i+4)*rank]
-	for k := 0; k < rank; k++ {
-		a0, a1, a2, a3 := s*l[k], s*l[rank+k], s*l[2*rank+k], s*l[3*rank+k]
-		drt := t.dr[k*d+lo:][:len(g0)]
-		for j, v := range g0 {
-			drt[j] += a0*v + a1*g1[j] + a2*g2[j] + a3*g3[j]
-		}
 	}
 }
 
