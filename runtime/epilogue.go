@@ -46,6 +46,15 @@ func (e Epilogue) Validate() error {
 // Apply runs the activation in place over x. It is exported so that other
 // kernels with a bias pass (and generated code) can reuse the same semantics.
 func (e Epilogue) Apply(x []float32) {
+	// Adding -0 leaves every float as it is, -0 included.
+	if e.Kind != EpilogueNone && epilogueClamp(x, float32(math.Copysign(0, -1)), e.lo(), e.hi()) {
+		return
+	}
+	e.applyGo(x)
+}
+
+// applyGo is Apply's portable loop.
+func (e Epilogue) applyGo(x []float32) {
 	switch e.Kind {
 	case EpilogueRelu:
 		for i, v := range x {
@@ -72,6 +81,14 @@ func (e Epilogue) applyBias(x []float32, bias float32, hasBias bool) {
 		e.Apply(x)
 		return
 	}
+	if epilogueClamp(x, bias, e.lo(), e.hi()) {
+		return
+	}
+	e.applyBiasGo(x, bias)
+}
+
+// applyBiasGo is applyBias's portable loop with a bias.
+func (e Epilogue) applyBiasGo(x []float32, bias float32) {
 	switch e.Kind {
 	case EpilogueNone:
 		for i := range x {
@@ -97,4 +114,23 @@ func (e Epilogue) applyBias(x []float32, bias float32, hasBias bool) {
 			x[i] = v
 		}
 	}
+}
+
+// lo and hi are the bounds the activation clamps to (infinite where it
+// does not clamp).
+func (e Epilogue) lo() float32 {
+	switch e.Kind {
+	case EpilogueRelu:
+		return 0
+	case EpilogueClip:
+		return e.Min
+	}
+	return float32(math.Inf(-1))
+}
+
+func (e Epilogue) hi() float32 {
+	if e.Kind == EpilogueClip {
+		return e.Max
+	}
+	return float32(math.Inf(1))
 }

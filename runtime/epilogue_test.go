@@ -26,3 +26,45 @@ func TestEpilogueApply(t *testing.T) {
 	require.Equal(t, []float32{-1, 0, 0.25, 0.25, 0.25}, y[:5])
 	require.NoError(t, Epilogue{Kind: EpilogueClip, Min: 2, Max: 2}.Validate())
 }
+
+// TestEpilogueVectorMatchesLoops checks the vector epilogue (where the CPU
+// has one) against the Go loops bit for bit, at every length around the
+// vector widths and with NaN, infinities, signed zeros and values on the
+// clip bounds.
+func TestEpilogueVectorMatchesLoops(t *testing.T) {
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 6, -1, 0.25, -0.5, 1e-40, -1e-40, 3e38}
+	epilogues := []Epilogue{{}, {Kind: EpilogueRelu}, {Kind: EpilogueClip, Min: 0, Max: 6}, {Kind: EpilogueClip, Min: -1, Max: 0.25}}
+	for n := 0; n <= 75; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			if i%3 == 0 {
+				x[i] = special[(i/3+n)%len(special)]
+			} else {
+				x[i] = float32(i%11-5) * 0.37
+			}
+		}
+		for _, e := range epilogues {
+			for _, bias := range []float32{0, 0.5, -2} {
+				got := append([]float32(nil), x...)
+				e.applyBias(got, bias, true)
+				want := append([]float32(nil), x...)
+				e.applyBiasGo(want, bias)
+				requireSameBits(t, want, got, "applyBias n=%d %+v bias %v", n, e, bias)
+			}
+			got := append([]float32(nil), x...)
+			e.Apply(got)
+			want := append([]float32(nil), x...)
+			e.applyGo(want)
+			requireSameBits(t, want, got, "Apply n=%d %+v", n, e)
+		}
+	}
+}
+
+func requireSameBits(t *testing.T, want, got []float32, format string, args ...any) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(want[i]) != math.Float32bits(got[i]) && !(want[i] != want[i] && got[i] != got[i]) {
+			t.Fatalf(format+": element %d is %v, want %v", append(args, i, got[i], want[i])...)
+		}
+	}
+}

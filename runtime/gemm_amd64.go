@@ -171,6 +171,17 @@ func gemmGather2(dst, src []float32) {
 	}
 }
 
+// epilogueClamp sets x[i] = min(max(x[i]+bias, lo), hi), keeping NaN, and
+// reports whether it did: the vector form of the Epilogue loops, whose
+// data-dependent branch mispredicts on about half of a ReLU's inputs.
+func epilogueClamp(x []float32, bias, lo, hi float32) bool {
+	if !gemmHasAVX2FMA || len(x) < 8 {
+		return false
+	}
+	epilogueClampY(&x[0], len(x), bias, lo, hi)
+	return true
+}
+
 // Implemented in gemm_amd64.s.
 
 // gemmKernel8x32Z is the AVX-512 kernel of gemmZ (see gemmKernelFunc; a, b
@@ -206,3 +217,9 @@ func gemmAddY(dst, src *float32, n int)
 //
 //go:noescape
 func gemmGather2Y(dst, src *float32, n int)
+
+// epilogueClampY sets x[i] = min(max(x[i]+bias, lo), hi) for i < n, NaN
+// staying NaN (AVX).
+//
+//go:noescape
+func epilogueClampY(x *float32, n int, bias, lo, hi float32)

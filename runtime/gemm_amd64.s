@@ -1015,3 +1015,58 @@ gemmGather2Y_1:
 gemmGather2Y_done:
 	VZEROUPPER
 	RET
+
+// func epilogueClampY(x *float32, n int, bias, lo, hi float32)
+TEXT ·epilogueClampY(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS bias+16(FP), Y4
+	VBROADCASTSS lo+20(FP), Y5
+	VBROADCASTSS hi+24(FP), Y6
+	CMPQ CX, $32
+	JLT epilogueClampY_8
+epilogueClampY_32:
+	VADDPS (DI), Y4, Y0
+	VADDPS 32(DI), Y4, Y1
+	VADDPS 64(DI), Y4, Y2
+	VADDPS 96(DI), Y4, Y3
+	VMAXPS Y0, Y5, Y0
+	VMAXPS Y1, Y5, Y1
+	VMAXPS Y2, Y5, Y2
+	VMAXPS Y3, Y5, Y3
+	VMINPS Y0, Y6, Y0
+	VMINPS Y1, Y6, Y1
+	VMINPS Y2, Y6, Y2
+	VMINPS Y3, Y6, Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE epilogueClampY_32
+epilogueClampY_8:
+	CMPQ CX, $8
+	JLT epilogueClampY_1
+	VADDPS (DI), Y4, Y0
+	VMAXPS Y0, Y5, Y0
+	VMINPS Y0, Y6, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP epilogueClampY_8
+epilogueClampY_1:
+	TESTQ CX, CX
+	JEQ epilogueClampY_done
+	VMOVSS (DI), X0
+	VADDSS X4, X0, X0
+	VMAXSS X0, X5, X0
+	VMINSS X0, X6, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ CX
+	JMP epilogueClampY_1
+epilogueClampY_done:
+	VZEROUPPER
+	RET

@@ -15,3 +15,6 @@ func gemmAdd(dst, src []float32) { gemmAddGo(dst, src) }
 // gemmGather2 sets dst[i] = src[2*i] over dst (src has at least
 // 2*len(dst)-1 elements).
 func gemmGather2(dst, src []float32) { gemmGather2Go(dst, src) }
+
+// epilogueClamp reports false: the Epilogue's Go loops do the work.
+func epilogueClamp(x []float32, bias, lo, hi float32) bool { return false }
