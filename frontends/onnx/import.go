@@ -266,6 +266,7 @@ func (imp *importer) build() error {
 		}
 		g.AddOutput(vi.name, v)
 	}
+	imp.untieNormParams()
 	imp.assignRoles()
 	return nil
 }

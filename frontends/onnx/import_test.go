@@ -459,3 +459,51 @@ func TestGraphLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchNormParamsAreUntied: PyTorch's exporter merges equal
+// initializers, so two freshly initialised BatchNorms share one tensor of
+// ones (as scale and as variance) and one of zeros, read directly or
+// through Identity nodes named after the merged tensors. Each BatchNorm
+// must get its own four params, of the right roles, with those names.
+func TestBatchNormParamsAreUntied(t *testing.T) {
+	ones, zeros := make([]float32, 2), make([]float32, 2)
+	ones[0], ones[1] = 1, 1
+	m := model{
+		nodes: [][]byte{
+			node("Identity", "Identity_0", []string{"bn.weight"}, []string{"bn.running_var"}),
+			node("Identity", "Identity_1", []string{"bn.bias"}, []string{"bn.running_mean"}),
+			node("Identity", "Identity_2", []string{"bn.weight"}, []string{"bn2.weight"}),
+			node("BatchNormalization", "bn_1", []string{"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, []string{"a"}),
+			node("BatchNormalization", "bn_2", []string{"a", "bn2.weight", "bn.bias", "bn.bias", "bn.weight"}, []string{"y"}),
+		},
+		inits:  [][]byte{floatTensor("bn.weight", []int64{2}, ones), floatTensor("bn.bias", []int64{2}, zeros)},
+		inputs: [][]byte{valueInfo("x", dtFloat, "batch", 2, 3, 3)},
+		output: valueInfo("y", dtFloat, "batch", 2, 3, 3),
+	}
+	g, err := Import(m.bytes(), "bn.onnx", Options{})
+	require.NoError(t, err)
+	seen := map[*ir.Value]bool{}
+	wantRoles := []ir.Role{ir.RoleNormScale, ir.RoleNormBias, ir.RoleNormMean, ir.RoleNormVar}
+	var names []string
+	for _, n := range g.Nodes {
+		if n.Op != ir.OpBatchNorm {
+			continue
+		}
+		for i := 1; i <= 4; i++ {
+			p := n.Args[i]
+			require.Equal(t, ir.KindParam, p.Kind, "%s arg %d", n.Name, i)
+			require.False(t, seen[p], "%s arg %d shares %q", n.Name, i, p.Name)
+			seen[p] = true
+			assert.Equal(t, wantRoles[i-1], p.Param.Role, "%s arg %d", n.Name, i)
+			assert.Equal(t, i <= 2, p.Param.Trainable, "%s arg %d", n.Name, i)
+			want := zeros
+			if i == 1 || i == 4 {
+				want = ones
+			}
+			assert.Equal(t, want, p.Param.Data, "%s arg %d", n.Name, i)
+			names = append(names, p.Name)
+		}
+	}
+	assert.Equal(t, []string{"bn.weight#2", "bn.bias#2", "bn.running_mean", "bn.running_var",
+		"bn2.weight", "bn.bias#3", "bn.bias", "bn.weight"}, names)
+}

@@ -787,6 +787,73 @@ func importCast(c *ctx) ([]*ir.Value, error) {
 	return results(c.add(ir.OpCast, &ir.CastAttrs{To: d}, c.args...))
 }
 
+// untieNormParams gives every BatchNormalization its own scale, bias, mean
+// and variance. PyTorch's exporter merges initializers with equal values,
+// and freshly initialised BatchNorm layers are all alike (scale and
+// variance ones, bias and mean zeros), so an untrained export shares them
+// between layers and even between roles (one tensor of ones serving as a
+// scale and as a variance). Shared, they would train as one tied scale and
+// mix every layer's running statistics; the model the file came from has
+// separate ones. A copy takes the name of the value the BatchNorm read (the
+// exporter's Identity output), or the param's with "#2", "#3", ... when
+// that name is taken.
+func (imp *importer) untieNormParams() {
+	g := imp.g
+	taken := map[string]bool{}
+	for _, p := range g.Params {
+		taken[p.Name] = true
+	}
+	clone := func(n *ir.Node, i int, p *ir.Value) {
+		v := n.Args[i]
+		name := v.Name
+		for k := 2; taken[name]; k++ {
+			name = fmt.Sprintf("%s#%d", v.Name, k)
+		}
+		taken[name] = true
+		c := g.AddParam(name, p.Type, &ir.Param{Data: append([]float32(nil), p.Param.Data...), Trainable: p.Param.Trainable, Role: p.Param.Role})
+		g.SetArg(n, i, c)
+	}
+	// First the uses through the exporter's Identity nodes, which are named
+	// after the tensors the merge replaced: each becomes a param of that
+	// name.
+	for _, n := range g.Nodes {
+		if n.Op != ir.OpBatchNorm {
+			continue
+		}
+		for i := 1; i <= 4 && i < len(n.Args); i++ {
+			p := n.Args[i]
+			for p != nil && p.Kind == ir.KindResult && p.Def.Op == ir.OpIdentity {
+				p = p.Def.Args[0]
+			}
+			if p != nil && p != n.Args[i] && p.Kind == ir.KindParam {
+				clone(n, i, p)
+			}
+		}
+	}
+	// Then params a BatchNorm reads directly but shares with another live
+	// reader: each such use but the last gets a copy named param#2, #3, ...
+	dead := map[*ir.Value]int{} // readers of a param that are now unused Identity nodes
+	outputs := map[*ir.Value]bool{}
+	for _, o := range g.Outputs {
+		outputs[o] = true
+	}
+	for _, n := range g.Nodes {
+		if n.Op == ir.OpIdentity && n.Results[0].Uses() == 0 && !outputs[n.Results[0]] {
+			dead[n.Args[0]]++
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.Op != ir.OpBatchNorm {
+			continue
+		}
+		for i := 1; i <= 4 && i < len(n.Args); i++ {
+			if p := n.Args[i]; p != nil && p.Kind == ir.KindParam && p.Uses()-dead[p] > 1 {
+				clone(n, i, p)
+			}
+		}
+	}
+}
+
 // assignRoles sets each parameter's role from its first consumer and keeps
 // normalisation statistics out of training.
 func (imp *importer) assignRoles() {
