@@ -7,6 +7,7 @@
 //	go run ./bench -scenario smh             # SMH's training and inference overheads
 //	go run ./bench -scenario smh -write-doc  # ... and record them in docs/performance.md
 //	go run ./bench -scenario gemm            # GEMM GFLOPS on 1 and 2 threads
+//	go run ./bench -scenario pytorch         # the generated code against PyTorch
 //
 // Model scenarios compile ONNX models with chosen smhgen flags into packages
 // of a temporary module (which requires this repository through a replace
@@ -16,6 +17,10 @@
 // Forward at batch 64 and at batch 1) and prints JSON. The harness takes
 // medians over the rounds, and ratios against the scenario's baseline
 // package measured in the same round.
+//
+// The pytorch scenario instead runs the benchmark program as a server
+// (-serve) next to bench/torch_bench.py, which builds the same models in
+// PyTorch, and asks the two in turn to time each measure, round by round.
 //
 // New scenarios are added to the scenarios table (see scenario).
 package main
@@ -72,7 +77,7 @@ type report struct {
 }
 
 // scenarios lists every scenario, in the order -help shows them.
-var scenarios = []*scenario{smhScenario, gemmScenario}
+var scenarios = []*scenario{smhScenario, gemmScenario, pytorchScenario}
 
 func findScenario(name string) *scenario {
 	for _, s := range scenarios {
@@ -99,13 +104,13 @@ func main() {
 	fs.StringVar(&o.regenerate, "regenerate", "auto", "missing testdata/models/big models: auto (run /usr/bin/python3 testdata/models/export.py) or never (stop and say how)")
 	fs.Float64Var(&o.lr, "lr", 0.001, "SGD learning rate of the timed training steps (momentum 0.9); larger rates make SMH LeNet-5 diverge on random data, and a step with a non-finite loss is skipped, which would time less work")
 	fs.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before timing each model group, wait up to this long for other processes to use less than 0.2 CPUs")
-	fs.IntVar(&o.threads, "threads", 0, "GOMAXPROCS of the timed program (0: the machine's CPU count)")
+	fs.IntVar(&o.threads, "threads", 0, "GOMAXPROCS of the timed program, and PyTorch's threads in the pytorch scenario (0: the machine's CPU count)")
 	fs.BoolVar(&o.verbose, "v", false, "show the commands the harness runs and their progress output")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "usage: go run ./bench [flags]\n\nBenchmarks smhgen's generated code (run from the repository root).\n\nscenarios:\n")
 		for _, s := range scenarios {
-			fmt.Fprintf(w, "  %-6s %s\n", s.name, s.summary)
+			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
 		}
 		fmt.Fprintf(w, "\nflags:\n")
 		fs.PrintDefaults()

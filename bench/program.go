@@ -37,6 +37,8 @@ const programSource = `// Command benchprog times generated smhgen packages. Wri
 package main
 
 import (
+	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -168,6 +170,9 @@ var (
 	profKind   = flag.String("profile-kind", "train", "what -cpuprofile profiles: train or forward (at -batch)")
 	noKernels  = flag.Bool("no-kernels", false, "do not time the SMH kernels on their own")
 	profTime   = flag.Duration("profile-time", 10*time.Second, "how long -cpuprofile runs")
+	serveMode  = flag.Bool("serve", false, "instead of timing rounds, warm up and calibrate -measures, then time them on request (see serve)")
+	measures   = flag.String("measures", "", "with -serve: comma-separated measures PKG/train/BATCH, PKG/forward/BATCH or sgemm/SIZE")
+	dataDir    = flag.String("data-dir", "", "write every package's random data into this directory (see writeData)")
 )
 
 type bench struct {
@@ -308,6 +313,16 @@ func main() {
 		fail("no packages to time")
 	}
 
+	if *dataDir != "" {
+		for _, b := range benches {
+			writeData(b)
+		}
+	}
+	if *serveMode {
+		serve(benches)
+		return
+	}
+
 	if *profile != "" {
 		if len(benches) != 1 {
 			fail("-cpuprofile takes exactly one package (-packages)")
@@ -419,6 +434,179 @@ func main() {
 		res.Losses[b.name] = b.losses
 	}
 	emit(res)
+}
+
+// writeData writes a package's random data into -data-dir as raw
+// little-endian files, PKG.train.f32 (the training batches one after the
+// other), PKG.labels.i32 and PKG.forward<B>.f32, so that another program
+// (the harness's PyTorch side) can time the very same inputs and labels.
+func writeData(b *bench) {
+	put := func(file string, words []uint32) {
+		buf := make([]byte, 0, 4*len(words))
+		for _, w := range words {
+			buf = binary.LittleEndian.AppendUint32(buf, w)
+		}
+		if err := os.WriteFile(*dataDir+"/"+file, buf, 0o644); err != nil {
+			fail("%v", err)
+		}
+	}
+	floats := func(xs ...[]float32) (w []uint32) {
+		for _, x := range xs {
+			for _, v := range x {
+				w = append(w, math.Float32bits(v))
+			}
+		}
+		return w
+	}
+	if len(b.xs) > 0 {
+		put(b.name+".train.f32", floats(b.xs...))
+		var w []uint32
+		for _, l := range b.labels {
+			for _, v := range l {
+				w = append(w, uint32(v))
+			}
+		}
+		put(b.name+".labels.i32", w)
+	}
+	for n, x := range b.fx {
+		put(b.name+".forward"+strconv.Itoa(n)+".f32", floats(x))
+	}
+}
+
+// served is one measure that -serve times on request.
+type served struct {
+	id    string
+	iters int
+	run   func(iters int) float64 // ns per call
+	b     *bench                  // the training package, or nil
+}
+
+// serve warms up and calibrates every measure of -measures, prints one JSON
+// line {"ready": true, ...}, then answers each line of standard input:
+// "run ID" times measure ID with its calibrated iteration count and prints
+// one JSON line; "quit" or the end of the input stops. A driver can so
+// alternate this program with another one, measure by measure, while the
+// other one waits, paying start-up and warm-up once. Training losses are
+// sent as strings, since JSON has no NaN.
+func serve(benches []*bench) {
+	byName := map[string]*bench{}
+	for _, b := range benches {
+		byName[b.name] = b
+	}
+	timed := func(iters int, call func()) float64 {
+		start := time.Now()
+		for range iters {
+			call()
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(iters)
+	}
+	var ms []*served
+	byID := map[string]*served{}
+	for _, id := range strings.Split(*measures, ",") {
+		if id = strings.TrimSpace(id); id == "" {
+			continue
+		}
+		f := strings.Split(id, "/")
+		n, err := strconv.Atoi(f[len(f)-1])
+		if err != nil || n < 1 || len(f) < 2 || len(f) > 3 {
+			fail("bad measure %q (want PKG/train/BATCH, PKG/forward/BATCH or sgemm/SIZE)", id)
+		}
+		m := &served{id: id}
+		switch {
+		case len(f) == 2 && f[0] == "sgemm":
+			r := rand.New(rand.NewPCG(*seed, 0x6e44))
+			a, bm, c := randomData(r, n*n), randomData(r, n*n), make([]float32, n*n)
+			m.run = func(iters int) float64 {
+				return timed(iters, func() { rt.Sgemm(false, false, n, n, n, 1, a, n, bm, n, 0, c, n) })
+			}
+		case len(f) == 3 && byName[f[0]] != nil && f[1] == "train":
+			b := byName[f[0]]
+			if b.t == nil || n != *batch {
+				fail("measure %q: %s cannot train, or the batch is not -batch", id, b.name)
+			}
+			m.b = b
+			m.run = func(iters int) float64 { return timed(iters, b.train) }
+		case len(f) == 3 && byName[f[0]] != nil && f[1] == "forward":
+			b := byName[f[0]]
+			if b.fx[n] == nil {
+				fail("measure %q: batch %d is not in -infer", id, n)
+			}
+			m.run = func(iters int) float64 { return timed(iters, func() { b.forward(n) }) }
+		default:
+			fail("bad measure %q (want PKG/train/BATCH, PKG/forward/BATCH or sgemm/SIZE with PKG one of -packages)", id)
+		}
+		if byID[id] != nil {
+			fail("measure %q twice", id)
+		}
+		byID[id] = m
+		ms = append(ms, m)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	reply := func(v map[string]any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			fail("%v", err)
+		}
+		out.Write(append(b, '\n'))
+		if err := out.Flush(); err != nil {
+			fail("%v", err)
+		}
+	}
+	lossText := func(v float32) string { return strconv.FormatFloat(float64(v), 'g', -1, 32) }
+	iters := map[string]int{}
+	for _, m := range ms {
+		fmt.Fprintf(os.Stderr, "warming up %s\n", m.id)
+		for range *warmup {
+			m.run(1)
+		}
+		best := math.Inf(1)
+		for range 3 {
+			best = min(best, m.run(1))
+		}
+		target := *inferTime
+		if m.b != nil {
+			target = *trainTime
+		}
+		m.iters = max(1, int(math.Ceil(float64(target.Nanoseconds())/best)))
+		iters[m.id] = m.iters
+	}
+	params, losses := map[string]int{}, map[string][]string{}
+	for _, b := range benches {
+		params[b.name] = b.m.NumParams()
+		for _, l := range b.losses[:min(len(b.losses), 3)] {
+			losses[b.name] = append(losses[b.name], lossText(l))
+		}
+	}
+	reply(map[string]any{"ready": true, "gomaxprocs": goruntime.GOMAXPROCS(0), "numcpu": goruntime.NumCPU(),
+		"go": goruntime.Version(), "params": params, "losses": losses, "iters": iters})
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		switch {
+		case len(f) == 0:
+			continue
+		case f[0] == "quit":
+			return
+		case len(f) == 2 && f[0] == "run" && byID[f[1]] != nil:
+			m := byID[f[1]]
+			goruntime.GC()
+			ns := m.run(m.iters)
+			r := map[string]any{"id": m.id, "iters": m.iters, "ns_per_op": ns}
+			if b := m.b; b != nil {
+				nonFinite := 0
+				for _, l := range b.losses {
+					if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
+						nonFinite++
+					}
+				}
+				r["loss"], r["nonfinite"] = lossText(b.losses[len(b.losses)-1]), nonFinite
+				b.losses = b.losses[:0] // checked: only newer losses matter from here on
+			}
+			reply(r)
+		default:
+			reply(map[string]any{"error": fmt.Sprintf("bad request %q", in.Text())})
+		}
+	}
 }
 
 func emit(res Result) {

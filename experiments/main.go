@@ -113,6 +113,8 @@ func main() {
 	quick := flag.Bool("quick", false, "short runs on subsets (under 10 minutes in all)")
 	only := flag.String("sweep", "", "run only this sweep (mnist_lenet5 or fashion_resnet20)")
 	out := flag.String("out", "docs/results", "directory for results")
+	epochs := flag.Int("epochs", 0, "override the recipe's epochs (0: keep)")
+	subset := flag.Int("subset", 0, "override the recipe's training images (0: keep)")
 	tune := flag.Bool("tune", false, "try each compressed method's pool learning rates at fraction 0.1 on the quick recipe, and print the accuracies")
 	flag.Parse()
 	if *tune {
@@ -132,6 +134,12 @@ func main() {
 		if *only != "" && s.name != *only {
 			continue
 		}
+		if *epochs > 0 {
+			s.recipe.Epochs = *epochs
+		}
+		if *subset > 0 {
+			s.recipe.Subset = *subset
+		}
 		if len(s.widths) == 0 {
 			fmt.Fprintf(os.Stderr, "experiments: no width variants of %s in testdata/models/big/experiments: run /usr/bin/python3 testdata/models/export.py\n", s.dense)
 		}
@@ -140,6 +148,12 @@ func main() {
 		for _, r := range s.runs() {
 			path := filepath.Join(dir, s.name, r.name+".json")
 			res, err := load(path)
+			if err == nil && res.Spec != withResult(r.spec, path) {
+				// A result from another recipe (other flags) must not stand in
+				// for this one.
+				fmt.Printf("== %s %s: %s holds another recipe's result, rerunning\n", s.name, r.name, path)
+				err = os.ErrNotExist
+			}
 			if err != nil {
 				fmt.Printf("== %s %s\n", s.name, r.name)
 				r.spec.Result = path
@@ -153,11 +167,17 @@ func main() {
 			results = append(results, res)
 			methods = append(methods, r.method)
 		}
-		if err := writeSweep(dir, s.name, methods, results); err != nil {
+		if err := writeSweep(dir, s.name, strings.Join(os.Args[1:], " "), methods, results); err != nil {
 			fail(err)
 		}
 	}
 	fmt.Printf("experiments took %s\n", time.Since(start).Round(time.Second))
+}
+
+// withResult is spec as trainrun.Run records it for a result file at path.
+func withResult(spec train.Spec, path string) train.Spec {
+	spec.Result = path
+	return spec
 }
 
 func load(path string) (*train.Result, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,7 +21,9 @@ import (
 var methodNames = map[string]string{"dense": "dense", "smh": "SMH", "hash": "hashing (HashedNets)", "width": "width multiplier"}
 
 // writeSweep writes the CSV, the markdown table and the plot of a sweep.
-func writeSweep(dir, name string, methods []string, results []*train.Result) error {
+// args are the experiments command's arguments, recorded in the table's
+// header with the recipe and the total training time.
+func writeSweep(dir, name, args string, methods []string, results []*train.Result) error {
 	var dense float64
 	for i, m := range methods {
 		if m == "dense" {
@@ -34,6 +37,14 @@ func writeSweep(dir, name string, methods []string, results []*train.Result) err
 	w := csv.NewWriter(f)
 	w.Write([]string{"method", "model", "fraction", "trainable", "accuracy", "delta_vs_dense", "seconds"})
 	var md strings.Builder
+	var seconds float64
+	for _, r := range results {
+		seconds += r.Seconds
+	}
+	rc := results[0].Spec
+	fmt.Fprintf(&md, "`go run ./experiments %s` (%d runs, %.0f minutes of training and evaluation on this machine).\n", args, len(results), seconds/60)
+	fmt.Fprintf(&md, "Recipe: %s, %d epochs on %s training images, batch %d, SGD lr %g (pool: per method) momentum %g%s, weight decay %g, %d warm-up steps then cosine, random crop ±%d px%s, seed %d; accuracy on %s test images.\n\n",
+		rc.Data, rc.Epochs, countOrAll(rc.Subset), rc.Batch, rc.LR, rc.Momentum, map[bool]string{true: " (Nesterov)"}[rc.Nesterov], rc.WeightDecay, rc.Warmup, rc.Crop, map[bool]string{true: ", horizontal flips"}[rc.Flip], rc.Seed, countOrAll(rc.TestSubset))
 	fmt.Fprintf(&md, "| method | model | fraction | trainable | accuracy | Δ vs dense |\n|---|---|---:|---:|---:|---:|\n")
 	for i, r := range results {
 		frac := ""
@@ -55,16 +66,35 @@ func writeSweep(dir, name string, methods []string, results []*train.Result) err
 	return plotSweep(filepath.Join(dir, name+".png"), name, methods, results)
 }
 
+func countOrAll(n int) string {
+	if n == 0 {
+		return "all"
+	}
+	return strconv.Itoa(n)
+}
+
 func plotSweep(path, title string, methods []string, results []*train.Result) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "trainable parameters"
 	p.Y.Label.Text = "test accuracy (%)"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = ticks125{}
 	p.Legend.Top, p.Legend.Left = false, false
-	colors := map[string]color.Color{"dense": color.Black, "smh": color.RGBA{R: 200, A: 255}, "hash": color.RGBA{B: 200, A: 255}, "width": color.RGBA{G: 140, A: 255}}
-	for _, m := range []string{"smh", "hash", "width", "dense"} {
+	colors := map[string]color.Color{"smh": color.RGBA{R: 200, A: 255}, "hash": color.RGBA{B: 200, A: 255}, "width": color.RGBA{G: 140, A: 255}}
+	minX, maxX := math.Inf(1), math.Inf(-1)
+	for _, r := range results {
+		minX, maxX = min(minX, float64(r.Trainable)), max(maxX, float64(r.Trainable))
+	}
+	// Room on every side so that no point sits on the frame.
+	p.X.Min, p.X.Max = minX/1.3, maxX*1.3
+	minY, maxY := math.Inf(1), math.Inf(-1)
+	for _, r := range results {
+		minY, maxY = min(minY, 100*r.Final), max(maxY, 100*r.Final)
+	}
+	pad := max(0.1, 0.06*(maxY-minY))
+	p.Y.Min, p.Y.Max = minY-pad, maxY+pad
+	for _, m := range []string{"smh", "hash", "width"} {
 		var pts plotter.XYs
 		for i, r := range results {
 			if methods[i] == m {
@@ -84,5 +114,43 @@ func plotSweep(path, title string, methods []string, results []*train.Result) er
 		p.Add(line, scatter)
 		p.Legend.Add(methodNames[m], line, scatter)
 	}
+	// The dense model is one point; a dashed line at its accuracy across
+	// the plot is what the compressed models are read against.
+	for i, r := range results {
+		if methods[i] != "dense" {
+			continue
+		}
+		acc := 100 * r.Final
+		ref, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: acc}, {X: p.X.Max, Y: acc}})
+		if err != nil {
+			return err
+		}
+		ref.Color, ref.Dashes = color.Black, []vg.Length{vg.Points(4), vg.Points(3)}
+		pt, err := plotter.NewScatter(plotter.XYs{{X: float64(r.Trainable), Y: acc}})
+		if err != nil {
+			return err
+		}
+		pt.Color, pt.Shape = color.Black, draw.CircleGlyph{}
+		p.Add(ref, pt)
+		p.Legend.Add(fmt.Sprintf("dense (%d parameters)", r.Trainable), ref, pt)
+	}
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// ticks125 marks a log axis at 1, 2 and 5 times each power of ten, labelled
+// in plain digits: parameter counts read better as 2000 and 5000 than
+// as powers of ten alone.
+type ticks125 struct{}
+
+func (ticks125) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	for e := math.Floor(math.Log10(lo)); math.Pow(10, e) <= hi; e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if v >= lo && v <= hi {
+				out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64)})
+			}
+		}
+	}
+	return out
 }
