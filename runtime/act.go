@@ -87,6 +87,9 @@ func (t *nnFlatTask) Run(lo, hi int) {
 	}
 	switch t.kind {
 	case nnActRelu:
+		if vecClamp(y, x, negZero, 0, float32(math.Inf(1))) {
+			return
+		}
 		for i, v := range x {
 			if v < 0 {
 				v = 0
@@ -94,6 +97,9 @@ func (t *nnFlatTask) Run(lo, hi int) {
 			y[i] = v
 		}
 	case nnActReluB:
+		if vecReluGrad(y, x, z) {
+			return
+		}
 		for i, g := range x {
 			if !(z[i] > 0) {
 				g = 0
@@ -102,6 +108,9 @@ func (t *nnFlatTask) Run(lo, hi int) {
 		}
 	case nnActClip:
 		lo, hi := t.a, t.b
+		if lo <= hi && vecClamp(y, x, negZero, lo, hi) {
+			return
+		}
 		for i, v := range x {
 			if v < lo {
 				v = lo

@@ -46,8 +46,7 @@ func (e Epilogue) Validate() error {
 // Apply runs the activation in place over x. It is exported so that other
 // kernels with a bias pass (and generated code) can reuse the same semantics.
 func (e Epilogue) Apply(x []float32) {
-	// Adding -0 leaves every float as it is, -0 included.
-	if e.Kind != EpilogueNone && epilogueClamp(x, float32(math.Copysign(0, -1)), e.lo(), e.hi()) {
+	if e.Kind != EpilogueNone && vecClamp(x, x, negZero, e.lo(), e.hi()) {
 		return
 	}
 	e.applyGo(x)
@@ -81,7 +80,7 @@ func (e Epilogue) applyBias(x []float32, bias float32, hasBias bool) {
 		e.Apply(x)
 		return
 	}
-	if epilogueClamp(x, bias, e.lo(), e.hi()) {
+	if vecClamp(x, x, bias, e.lo(), e.hi()) {
 		return
 	}
 	e.applyBiasGo(x, bias)
@@ -115,6 +114,9 @@ func (e Epilogue) applyBiasGo(x []float32, bias float32) {
 		}
 	}
 }
+
+// negZero added to a float leaves it as it is, -0 included.
+var negZero = float32(math.Copysign(0, -1))
 
 // lo and hi are the bounds the activation clamps to (infinite where it
 // does not clamp).

@@ -171,14 +171,27 @@ func gemmGather2(dst, src []float32) {
 	}
 }
 
-// epilogueClamp sets x[i] = min(max(x[i]+bias, lo), hi), keeping NaN, and
-// reports whether it did: the vector form of the Epilogue loops, whose
-// data-dependent branch mispredicts on about half of a ReLU's inputs.
-func epilogueClamp(x []float32, bias, lo, hi float32) bool {
-	if !gemmHasAVX2FMA || len(x) < 8 {
+// vecClamp sets dst[i] = min(max(src[i]+bias, lo), hi) over dst, keeping
+// NaN, and reports whether it did: the vector form of the Epilogue, ReLU
+// and Clip loops, whose data-dependent branches mispredict on about half
+// of a ReLU's inputs. dst may be src.
+func vecClamp(dst, src []float32, bias, lo, hi float32) bool {
+	if !gemmHasAVX2FMA || len(dst) < 8 {
 		return false
 	}
-	epilogueClampY(&x[0], len(x), bias, lo, hi)
+	_ = src[len(dst)-1]
+	clampY(&dst[0], &src[0], len(dst), bias, lo, hi)
+	return true
+}
+
+// vecReluGrad sets dst[i] = g[i] where z[i] > 0 and 0 elsewhere, over dst,
+// and reports whether it did.
+func vecReluGrad(dst, g, z []float32) bool {
+	if !gemmHasAVX2FMA || len(dst) < 8 {
+		return false
+	}
+	_, _ = g[len(dst)-1], z[len(dst)-1]
+	reluGradY(&dst[0], &g[0], &z[0], len(dst))
 	return true
 }
 
@@ -218,8 +231,13 @@ func gemmAddY(dst, src *float32, n int)
 //go:noescape
 func gemmGather2Y(dst, src *float32, n int)
 
-// epilogueClampY sets x[i] = min(max(x[i]+bias, lo), hi) for i < n, NaN
+// clampY sets dst[i] = min(max(src[i]+bias, lo), hi) for i < n, NaN
 // staying NaN (AVX).
 //
 //go:noescape
-func epilogueClampY(x *float32, n int, bias, lo, hi float32)
+func clampY(dst, src *float32, n int, bias, lo, hi float32)
+
+// reluGradY sets dst[i] = grad[i] if z[i] > 0, else +0, for i < n (AVX).
+//
+//go:noescape
+func reluGradY(dst, grad, z *float32, n int)

@@ -39,6 +39,7 @@ func main() {
 	add(g)
 	gather2(g)
 	clamp(g)
+	reluGrad(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
@@ -48,7 +49,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "epilogueClampY"} {
+	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY"} {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
 		}
@@ -662,27 +663,29 @@ gemmGather2Y_done:
 `)
 }
 
-// clamp emits epilogueClampY, x[i] = min(max(x[i]+bias, lo), hi) for i < n:
-// the bias and activation pass after a convolution's GEMM (Epilogue). The
-// operands are ordered so that a NaN sum comes through both VMAXPS and
-// VMINPS unchanged (they return their second source when either is NaN),
-// as the Go loops it replaces keep NaN.
+// clamp emits clampY, dst[i] = min(max(src[i]+bias, lo), hi) for i < n
+// (dst may be src): the bias and activation pass after a convolution's
+// GEMM (Epilogue) and the ReLU and Clip kernels. The operands are ordered
+// so that a NaN sum comes through both VMAXPS and VMINPS unchanged (they
+// return their second source when either is NaN), as the Go loops it
+// replaces keep NaN.
 func clamp(g *gen) {
 	g.f(`
-// func epilogueClampY(x *float32, n int, bias, lo, hi float32)
-TEXT ·epilogueClampY(SB), NOSPLIT, $0-28
-	MOVQ x+0(FP), DI
-	MOVQ n+8(FP), CX
-	VBROADCASTSS bias+16(FP), Y4
-	VBROADCASTSS lo+20(FP), Y5
-	VBROADCASTSS hi+24(FP), Y6
+// func clampY(dst, src *float32, n int, bias, lo, hi float32)
+TEXT ·clampY(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS bias+24(FP), Y4
+	VBROADCASTSS lo+28(FP), Y5
+	VBROADCASTSS hi+32(FP), Y6
 	CMPQ CX, $32
-	JLT epilogueClampY_8
-epilogueClampY_32:
-	VADDPS (DI), Y4, Y0
-	VADDPS 32(DI), Y4, Y1
-	VADDPS 64(DI), Y4, Y2
-	VADDPS 96(DI), Y4, Y3
+	JLT clampY_8
+clampY_32:
+	VADDPS (SI), Y4, Y0
+	VADDPS 32(SI), Y4, Y1
+	VADDPS 64(SI), Y4, Y2
+	VADDPS 96(SI), Y4, Y3
 	VMAXPS Y0, Y5, Y0
 	VMAXPS Y1, Y5, Y1
 	VMAXPS Y2, Y5, Y2
@@ -695,32 +698,93 @@ epilogueClampY_32:
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, 64(DI)
 	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
 	ADDQ $128, DI
 	SUBQ $32, CX
 	CMPQ CX, $32
-	JGE epilogueClampY_32
-epilogueClampY_8:
+	JGE clampY_32
+clampY_8:
 	CMPQ CX, $8
-	JLT epilogueClampY_1
-	VADDPS (DI), Y4, Y0
+	JLT clampY_1
+	VADDPS (SI), Y4, Y0
 	VMAXPS Y0, Y5, Y0
 	VMINPS Y0, Y6, Y0
 	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
 	ADDQ $32, DI
 	SUBQ $8, CX
-	JMP epilogueClampY_8
-epilogueClampY_1:
+	JMP clampY_8
+clampY_1:
 	TESTQ CX, CX
-	JEQ epilogueClampY_done
-	VMOVSS (DI), X0
+	JEQ clampY_done
+	VMOVSS (SI), X0
 	VADDSS X4, X0, X0
 	VMAXSS X0, X5, X0
 	VMINSS X0, X6, X0
 	VMOVSS X0, (DI)
+	ADDQ $4, SI
 	ADDQ $4, DI
 	DECQ CX
-	JMP epilogueClampY_1
-epilogueClampY_done:
+	JMP clampY_1
+clampY_done:
+	VZEROUPPER
+	RET
+`)
+}
+
+// reluGrad emits reluGradY, dst[i] = g[i] where z[i] > 0 and +0 elsewhere
+// (NaN z included), for i < n: the ReLU backward pass. An ordered
+// greater-than compare gives the mask, which selects g bit for bit.
+func reluGrad(g *gen) {
+	g.f(`
+// func reluGradY(dst, grad, z *float32, n int)
+TEXT ·reluGradY(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ z+16(FP), DX
+	MOVQ n+24(FP), CX
+	VXORPS Y7, Y7, Y7
+reluGradY_16:
+	CMPQ CX, $16
+	JLT reluGradY_8
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VCMPPS $0x1e, Y7, Y0, Y0
+	VCMPPS $0x1e, Y7, Y1, Y1
+	VANDPS (SI), Y0, Y0
+	VANDPS 32(SI), Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP reluGradY_16
+reluGradY_8:
+	CMPQ CX, $8
+	JLT reluGradY_1
+	VMOVUPS (DX), Y0
+	VCMPPS $0x1e, Y7, Y0, Y0
+	VANDPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+reluGradY_1:
+	TESTQ CX, CX
+	JEQ reluGradY_done
+	VMOVSS (DX), X0
+	VCMPSS $0x1e, X7, X0, X0
+	VMOVSS (SI), X1
+	VANDPS X1, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DX
+	ADDQ $4, DI
+	DECQ CX
+	JMP reluGradY_1
+reluGradY_done:
 	VZEROUPPER
 	RET
 `)

@@ -16,5 +16,8 @@ func gemmAdd(dst, src []float32) { gemmAddGo(dst, src) }
 // 2*len(dst)-1 elements).
 func gemmGather2(dst, src []float32) { gemmGather2Go(dst, src) }
 
-// epilogueClamp reports false: the Epilogue's Go loops do the work.
-func epilogueClamp(x []float32, bias, lo, hi float32) bool { return false }
+// vecClamp reports false: the Go loops do the work.
+func vecClamp(dst, src []float32, bias, lo, hi float32) bool { return false }
+
+// vecReluGrad reports false: the Go loop does the work.
+func vecReluGrad(dst, g, z []float32) bool { return false }
