@@ -325,6 +325,7 @@ type convTask struct {
 // allocates nothing).
 type convScratch struct {
 	col   []float32
+	pad   []float32 // a zero-bordered input plane (depthwise 3x3)
 	acc   []float64
 	colB  convColPanel
 	colTB convColTPanel
@@ -357,11 +358,11 @@ func (t *convTask) Run(lo, hi int) {
 		case convOpFwd:
 			p.fwdItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
 		case convOpFwdDW:
-			p.dwFwdPlane(it/p.K, it%p.K, t.a, t.b, t.c, t.d)
+			p.dwFwdPlane(cs, it/p.K, it%p.K, t.a, t.b, t.c, t.d)
 		case convOpGradIn:
 			p.gradInItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
 		case convOpGradInDW:
-			p.dwGradInPlane(it/p.C, it%p.C, t.a, t.b, t.c)
+			p.dwGradInPlane(cs, it/p.C, it%p.C, t.a, t.b, t.c)
 		case convOpGradFilter:
 			n0, n1 := it*t.n/t.nch, (it+1)*t.n/t.nch
 			dst := t.a

@@ -8,29 +8,25 @@ package runtime
 // tests; with stride 1 the inner loop is a plain axpy or dot product. The
 // common 3-wide kernel with unit stride and dilation along W (p.dwRow3)
 // instead fuses the taps of a kernel row, or of all three rows, into one pass
-// over the output row (dwAcc3, dwAcc9, dwDot3): that halves the loads and
+// over the output row (dwAcc3, dwSet9Go, dwDot3): that halves the loads and
 // stores per multiply-add, which is what bounds these loops.
 
 // dwFwdPlane computes output plane k of sample ni.
-func (p *Conv2DParams) dwFwdPlane(ni, k int, y, x, w, b []float32) {
+func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, b []float32) {
 	H, W, OH, OW := p.H, p.W, p.oh, p.ow
 	sh, sw := p.StrideH, p.StrideW
 	c := k / p.kg // input channel: kg is the channel multiplier here
 	yp := y[(ni*p.K+k)*OH*OW:][:OH*OW]
 	xp := x[(ni*p.C+c)*H*W:][:H*W]
 	wk := w[k*p.KH*p.KW:][:p.KH*p.KW]
+	if p.dwRow3 && p.KH == 3 {
+		p.dwFwdPlane3x3(cs, yp, xp, (*[9]float32)(wk))
+		p.dwEpilogue(yp, b, k)
+		return
+	}
 	clear(yp)
 	for oh := 0; oh < OH; oh++ {
 		yrow := yp[oh*OW : (oh+1)*OW]
-		if p.dwRow3 && p.KH == 3 {
-			ih := oh*sh - p.PadTop
-			if ih >= 0 && ih+2*p.DilationH < H {
-				// All three kernel rows inside: one pass over y for nine taps.
-				dh := p.DilationH * W
-				dwAcc9(yrow, xp[ih*W:][:W], xp[ih*W+dh:][:W], xp[ih*W+2*dh:][:W], -p.PadLeft, (*[9]float32)(wk))
-				continue
-			}
-		}
 		for kh := 0; kh < p.KH; kh++ {
 			ih := oh*sh + kh*p.DilationH - p.PadTop
 			if ih < 0 || ih >= H {
@@ -62,6 +58,11 @@ func (p *Conv2DParams) dwFwdPlane(ni, k int, y, x, w, b []float32) {
 			}
 		}
 	}
+	p.dwEpilogue(yp, b, k)
+}
+
+// dwEpilogue applies the bias of channel k (if any) and the activation.
+func (p *Conv2DParams) dwEpilogue(yp, b []float32, k int) {
 	if b == nil {
 		p.Epilogue.Apply(yp)
 		return
@@ -69,12 +70,60 @@ func (p *Conv2DParams) dwFwdPlane(ni, k int, y, x, w, b []float32) {
 	p.Epilogue.applyBias(yp, b[k], true)
 }
 
+// dwFwdPlane3x3 is dwFwdPlane for 3x3 kernels with unit stride and
+// dilation along W.
+func (p *Conv2DParams) dwFwdPlane3x3(cs *convScratch, yp, xp []float32, w *[9]float32) {
+	dwPlane3x3(cs, yp, p.oh, p.ow, xp, p.H, p.W, p.PadTop, p.PadLeft, p.PadBottom, p.PadRight, p.StrideH, p.DilationH, w)
+}
+
+// dwPlane3x3 sets y (oh x ow) to the 3x3 correlation of x (h x w) zero-
+// padded by padT, padL, padB, padR, with stride sh and dilation dh along H
+// and unit stride and dilation along W (so ow = w+padL+padR-2). It copies
+// x into a zero-bordered plane (cs.pad) first, so that every output row is
+// one pass of dwSet9Go over three padded rows with no edge cases; the copy
+// costs less than the bounds-tested edge columns and kernel rows it
+// replaces.
+func dwPlane3x3(cs *convScratch, y []float32, oh, ow int, x []float32, h, w, padT, padL, padB, padR, sh, dh int, k *[9]float32) {
+	PW, PH := w+padL+padR, h+padT+padB
+	cs.pad = gemmGrow(cs.pad, PW*PH)
+	pad := cs.pad[:PW*PH]
+	clear(pad[:padT*PW])
+	for ih := 0; ih < h; ih++ {
+		row := pad[(ih+padT)*PW:][:PW]
+		clear(row[:padL])
+		copy(row[padL:], x[ih*w:(ih+1)*w])
+		clear(row[padL+w:])
+	}
+	clear(pad[(h+padT)*PW:])
+	dh *= PW
+	for o := 0; o < oh; o++ {
+		r0 := pad[o*sh*PW:]
+		yr := y[o*ow:][:ow]
+		a, b, c := r0[:ow+2], r0[dh:][:ow+2], r0[2*dh:][:ow+2]
+		if !vecDwSet9(yr, a, b, c, k) {
+			dwSet9Go(yr, a, b, c, k)
+		}
+	}
+}
+
 // dwGradInPlane computes input-gradient plane c of sample ni, gathering the
 // contributions of the channel's M output planes in a fixed order.
-func (p *Conv2DParams) dwGradInPlane(ni, c int, dx, dy, w []float32) {
+func (p *Conv2DParams) dwGradInPlane(cs *convScratch, ni, c int, dx, dy, w []float32) {
 	H, W, OH, OW := p.H, p.W, p.oh, p.ow
 	sh, sw := p.StrideH, p.StrideW
 	dxp := dx[(ni*p.C+c)*H*W:][:H*W]
+	if p.dwRow3 && p.KH == 3 && sh == 1 && p.DilationH == 1 && p.kg == 1 && max(p.PadTop, p.PadLeft, p.PadBottom, p.PadRight) <= 2 {
+		// With unit strides and dilations the input gradient is the
+		// forward correlation of dy, padded by 2 minus each pad, with the
+		// kernel turned by 180 degrees.
+		wk := w[c*9:][:9]
+		var flip [9]float32
+		for i := range flip {
+			flip[i] = wk[8-i]
+		}
+		dwPlane3x3(cs, dxp, H, W, dy[(ni*p.K+c)*OH*OW:][:OH*OW], OH, OW, 2-p.PadTop, 2-p.PadLeft, 2-p.PadBottom, 2-p.PadRight, 1, 1, &flip)
+		return
+	}
 	clear(dxp)
 	if p.dwRow3 {
 		p.dwGradInPlaneRow3(ni, c, dxp, dy, w)
@@ -128,6 +177,14 @@ func (p *Conv2DParams) dwGradFilterChannel(cs *convScratch, n, k int, dw, x, dy 
 	acc := cs.acc[:taps]
 	clear(acc)
 	c := k / p.kg
+	if p.dwRow3 && p.KH == 3 {
+		p.dwGradFilter3x3(cs, n, k, c, acc, x, dy)
+		d := dw[k*taps:][:taps]
+		for i, v := range acc {
+			d[i] = float32(v)
+		}
+		return
+	}
 	for ni := 0; ni < n; ni++ {
 		dyp := dy[(ni*p.K+k)*OH*OW:][:OH*OW]
 		xp := x[(ni*p.C+c)*H*W:][:H*W]
@@ -176,6 +233,81 @@ func (p *Conv2DParams) dwGradFilterChannel(cs *convScratch, n, k int, dw, x, dy 
 	}
 }
 
+// dwGradFilter3x3 adds the 3x3 filter gradient of output channel k (input
+// channel c) into acc, for 3x3 kernels with unit stride and dilation along
+// W. Each sample's input plane is zero-bordered first (as in dwPlane3x3),
+// so each (output row, kernel row) pair is one dwDot3Lanes pass with no
+// edge cases; the eight lanes of each tap are summed into acc in float64
+// once per sample.
+func (p *Conv2DParams) dwGradFilter3x3(cs *convScratch, n, k, c int, acc []float64, x, dy []float32) {
+	H, W, OH, OW := p.H, p.W, p.oh, p.ow
+	PW, PH := W+p.PadLeft+p.PadRight, H+p.PadTop+p.PadBottom
+	cs.pad = gemmGrow(cs.pad, PW*PH)
+	pad := cs.pad[:PW*PH]
+	for ni := 0; ni < n; ni++ {
+		xp := x[(ni*p.C+c)*H*W:][:H*W]
+		clear(pad[:p.PadTop*PW])
+		for ih := 0; ih < H; ih++ {
+			row := pad[(ih+p.PadTop)*PW:][:PW]
+			clear(row[:p.PadLeft])
+			copy(row[p.PadLeft:], xp[ih*W:(ih+1)*W])
+			clear(row[p.PadLeft+W:])
+		}
+		clear(pad[(H+p.PadTop)*PW:])
+		dyp := dy[(ni*p.K+k)*OH*OW:][:OH*OW]
+		var lanes [3][24]float32
+		for oh := 0; oh < OH; oh++ {
+			g := dyp[oh*OW:][:OW]
+			for kh := 0; kh < 3; kh++ {
+				r := pad[(oh*p.StrideH+kh*p.DilationH)*PW:][:OW+2]
+				dwDot3Lanes(g, r, &lanes[kh])
+			}
+		}
+		for kh := range lanes {
+			for t := 0; t < 3; t++ {
+				var s float64
+				for _, v := range lanes[kh][8*t : 8*t+8] {
+					s += float64(v)
+				}
+				acc[kh*3+t] += s
+			}
+		}
+	}
+}
+
+// dwDot3Lanes adds g[i]*x[i+t] (x is len(g)+2 long) into acc[8t+i%8] for
+// t < 3, the first len(g)&^7 elements as eight lanes (on the vector kernel
+// where the CPU has one) and the rest into lane 0, always as a multiply
+// then an add, so every platform gets the same bits.
+func dwDot3Lanes(g, x []float32, acc *[24]float32) {
+	n8 := len(g) &^ 7
+	if vecDwDot3(g, x, acc) != n8 {
+		dwDot3LanesGo(g[:n8], x, acc)
+	}
+	for i := n8; i < len(g); i++ {
+		v := g[i]
+		p0 := v * x[i]
+		p1 := v * x[i+1]
+		p2 := v * x[i+2]
+		acc[0] += p0
+		acc[8] += p1
+		acc[16] += p2
+	}
+}
+
+// dwDot3LanesGo is dwDot3Lanes's eight-lane part, len(g) a multiple of 8.
+func dwDot3LanesGo(g, x []float32, acc *[24]float32) {
+	for i, v := range g {
+		l := i & 7
+		p0 := v * x[i]
+		p1 := v * x[i+1]
+		p2 := v * x[i+2]
+		acc[l] += p0
+		acc[8+l] += p1
+		acc[16+l] += p2
+	}
+}
+
 // dwGradInPlaneRow3 is dwGradInPlane for p.dwRow3: it gathers each input-
 // gradient row from the output-gradient rows that read it, so every dx
 // element is written once per (tap row, multiplier) instead of once per tap.
@@ -208,48 +340,40 @@ func (p *Conv2DParams) dwGradInPlaneRow3(ni, c int, dxp, dy, w []float32) {
 func dwAcc3(y, x []float32, off int, w0, w1, w2 float32) {
 	q0 := min(max(0, -off), len(y))          // first q with all three taps inside x
 	q1 := max(q0, min(len(y), len(x)-2-off)) // end of that interior
-	if q1 > q0 {
-		ys := y[q0:q1]
-		xs := x[q0+off : q1+off+2]
-		a0, a1 := xs[0], xs[1]
-		xs = xs[2:][:len(ys)]
-		for i, a2 := range xs {
-			ys[i] += w0*a0 + w1*a1 + w2*a2
-			a0, a1 = a1, a2
-		}
+	if q1 > q0 && !vecDwAcc3(y[q0:q1], x[q0+off:q1+off+2], w0, w1, w2) {
+		dwAcc3Go(y[q0:q1], x[q0+off:q1+off+2], w0, w1, w2)
 	}
 	dwAcc3Edge(y[:q0], x, off, w0, w1, w2)
 	dwAcc3Edge(y[q1:], x, off+q1, w0, w1, w2)
 }
 
-// dwAcc9 is dwAcc3 over three input rows at once with the 3x3 taps w, for
-// output rows whose kernel rows all fall inside the input.
-func dwAcc9(y, x0, x1, x2 []float32, off int, w *[9]float32) {
-	q0 := min(max(0, -off), len(y))
-	q1 := max(q0, min(len(y), len(x0)-2-off))
-	if q1 > q0 {
-		n := q1 - q0
-		ys := y[q0:q1]
-		r0 := x0[q0+off:][:n+2]
-		r1 := x1[q0+off:][:n+2]
-		r2 := x2[q0+off:][:n+2]
-		a0, a1 := r0[0], r0[1]
-		b0, b1 := r1[0], r1[1]
-		c0, c1 := r2[0], r2[1]
-		r0, r1, r2 = r0[2:][:n], r1[2:][:n], r2[2:][:n]
-		for i := range ys {
-			a2, b2, c2 := r0[i], r1[i], r2[i]
-			ys[i] += w[0]*a0 + w[1]*a1 + w[2]*a2 +
-				w[3]*b0 + w[4]*b1 + w[5]*b2 +
-				w[6]*c0 + w[7]*c1 + w[8]*c2
-			a0, a1 = a1, a2
-			b0, b1 = b1, b2
-			c0, c1 = c1, c2
-		}
+// dwAcc3Go is dwAcc3's interior, with len(xs) == len(ys)+2.
+func dwAcc3Go(ys, xs []float32, w0, w1, w2 float32) {
+	a0, a1 := xs[0], xs[1]
+	xs = xs[2:][:len(ys)]
+	for i, a2 := range xs {
+		ys[i] += w0*a0 + w1*a1 + w2*a2
+		a0, a1 = a1, a2
 	}
-	for r, x := range [3][]float32{x0, x1, x2} {
-		dwAcc3Edge(y[:q0], x, off, w[3*r], w[3*r+1], w[3*r+2])
-		dwAcc3Edge(y[q1:], x, off+q1, w[3*r], w[3*r+1], w[3*r+2])
+}
+
+// dwSet9Go sets ys[i] to the sum of the 3x3 taps w over rows r0, r1, r2
+// (each len(ys)+2 long) at i, i+1, i+2: dwAcc3 over three rows at once,
+// writing each output once.
+func dwSet9Go(ys, r0, r1, r2 []float32, w *[9]float32) {
+	n := len(ys)
+	a0, a1 := r0[0], r0[1]
+	b0, b1 := r1[0], r1[1]
+	c0, c1 := r2[0], r2[1]
+	r0, r1, r2 = r0[2:][:n], r1[2:][:n], r2[2:][:n]
+	for i := range ys {
+		a2, b2, c2 := r0[i], r1[i], r2[i]
+		ys[i] = w[0]*a0 + w[1]*a1 + w[2]*a2 +
+			w[3]*b0 + w[4]*b1 + w[5]*b2 +
+			w[6]*c0 + w[7]*c1 + w[8]*c2
+		a0, a1 = a1, a2
+		b0, b1 = b1, b2
+		c0, c1 = c1, c2
 	}
 }
 

@@ -45,6 +45,7 @@ func convCases() []convCase {
 		{"depthwise_stride3_dilation2", 1, convGeom(3, 13, 14, 3, 3, 3, 3, 3, 2, 2, 3, [4]int{2, 1, 2, 3})},
 		{"depthwise_row3_strideH2_dilH2", 2, convGeom(4, 11, 7, 8, 3, 3, 2, 1, 2, 1, 4, [4]int{2, 0, 1, 2})},
 		{"depthwise_narrow", 2, convGeom(3, 5, 2, 3, 3, 3, 1, 1, 1, 1, 3, [4]int{1, 1, 1, 1})},
+		{"depthwise_row3_asympad", 2, convGeom(5, 7, 19, 5, 3, 3, 1, 1, 1, 1, 5, [4]int{2, 0, 1, 2})},
 		{"depthwise_wide_pad", 1, convGeom(2, 4, 6, 2, 2, 3, 1, 1, 1, 1, 2, [4]int{0, 3, 1, 2})},
 		{"depthwise_5x5", 2, convGeom(4, 8, 9, 4, 5, 5, 1, 1, 1, 1, 4, [4]int{2, 2, 2, 2})},
 		{"channel_multiplier2", 2, convGeom(4, 7, 7, 8, 3, 3, 1, 1, 1, 1, 4, [4]int{1, 1, 1, 1})},

@@ -123,3 +123,45 @@ func TestActivationVectorsMatchLoops(t *testing.T) {
 		requireSameBits(t, want, got, "Clip n=%d", n)
 	}
 }
+
+// TestDepthwiseRowVectorsMatchLoops checks the vector interiors of dwAcc3
+// and dwSet9Go (where the CPU has them) against their Go loops, bit for bit,
+// at every row length around the vector width.
+func TestDepthwiseRowVectorsMatchLoops(t *testing.T) {
+	w := [9]float32{0.3, -1.7, 2.1, 0.9, -0.4, 1.3, -2.2, 0.6, 1.1}
+	row := func(n, seed int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32((i*5+seed*3)%17-8) * 0.37
+		}
+		return x
+	}
+	vector := false
+	for n := 1; n <= 40; n++ {
+		r0, r1, r2, y0 := row(n+2, 0), row(n+2, 1), row(n+2, 2), row(n, 3)
+		want, got := append([]float32(nil), y0...), append([]float32(nil), y0...)
+		dwAcc3Go(want, r0, w[0], w[1], w[2])
+		if vecDwAcc3(got, r0, w[0], w[1], w[2]) {
+			vector = true
+			requireSameBits(t, want, got, "dwAcc3 n=%d", n)
+		}
+		want, got = append(want[:0], y0...), append(got[:0], y0...)
+		dwSet9Go(want, r0, r1, r2, &w)
+		if vecDwSet9(got, r0, r1, r2, &w) {
+			requireSameBits(t, want, got, "dwSet9 n=%d", n)
+		}
+	}
+	for n8 := 8; n8 <= 40; n8 += 8 {
+		g, x := row(n8, 4), row(n8+2, 5)
+		var want, got [24]float32
+		for i := range want {
+			want[i] = float32(i) * 0.01
+		}
+		got = want
+		dwDot3LanesGo(g, x, &want)
+		if vecDwDot3(g, x, &got) == n8 {
+			requireSameBits(t, want[:], got[:], "dwDot3 n=%d", n8)
+		}
+	}
+	t.Logf("vector kernels tested: %v", vector)
+}

@@ -195,6 +195,41 @@ func vecReluGrad(dst, g, z []float32) bool {
 	return true
 }
 
+// vecDwAcc3 runs dwAcc3's interior, y[i] += w0*x[i] + w1*x[i+1] +
+// w2*x[i+2] with len(x) == len(y)+2, and reports whether it did.
+func vecDwAcc3(y, x []float32, w0, w1, w2 float32) bool {
+	if !gemmHasAVX2FMA || len(y) < 8 {
+		return false
+	}
+	_ = x[len(y)+1]
+	w := [3]float32{w0, w1, w2}
+	dwAcc3Y(&y[0], &x[0], len(y), &w)
+	return true
+}
+
+// vecDwSet9 runs dwSet9Go, y[i] = Σ of the 3x3 taps w over rows r0, r1,
+// r2 (each len(y)+2 long), and reports whether it did.
+func vecDwSet9(y, r0, r1, r2 []float32, w *[9]float32) bool {
+	if !gemmHasAVX2FMA || len(y) < 8 {
+		return false
+	}
+	_, _, _ = r0[len(y)+1], r1[len(y)+1], r2[len(y)+1]
+	dwSet9Y(&y[0], &r0[0], &r1[0], &r2[0], len(y), w)
+	return true
+}
+
+// vecDwDot3 runs dwDot3Lanes over the first len(g)&^7 elements and
+// reports how many it did.
+func vecDwDot3(g, x []float32, acc *[24]float32) int {
+	n := len(g) &^ 7
+	if !gemmHasAVX2FMA || n == 0 {
+		return 0
+	}
+	_ = x[n+1]
+	dwDot3Y(&g[0], &x[0], n, acc)
+	return n
+}
+
 // Implemented in gemm_amd64.s.
 
 // gemmKernel8x32Z is the AVX-512 kernel of gemmZ (see gemmKernelFunc; a, b
@@ -241,3 +276,21 @@ func clampY(dst, src *float32, n int, bias, lo, hi float32)
 //
 //go:noescape
 func reluGradY(dst, grad, z *float32, n int)
+
+// dwAcc3Y adds y[i] += w[0]*x[i] + w[1]*x[i+1] + w[2]*x[i+2] for i < n,
+// reading x[0:n+2] (AVX, bit-identical to dwAcc3's loop).
+//
+//go:noescape
+func dwAcc3Y(y, x *float32, n int, w *[3]float32)
+
+// dwSet9Y sets y[i] to the sum of the 3x3 taps w over rows x0, x1, x2
+// at i, i+1, i+2, for i < n (bit-identical to dwSet9Go).
+//
+//go:noescape
+func dwSet9Y(y, x0, x1, x2 *float32, n int, w *[9]float32)
+
+// dwDot3Y adds grad[i]*x[i+t] into lane i%8 of acc[8t:8t+8] for t < 3 and
+// i < n, a multiple of 8 (bit-identical to dwDot3Lanes).
+//
+//go:noescape
+func dwDot3Y(grad, x *float32, n int, acc *[24]float32)

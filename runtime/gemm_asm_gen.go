@@ -40,6 +40,9 @@ func main() {
 	gather2(g)
 	clamp(g)
 	reluGrad(g)
+	dwAcc(g, 3)
+	dwAcc(g, 9)
+	dwDot(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
@@ -49,7 +52,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY"} {
+	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y"} {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
 		}
@@ -785,6 +788,145 @@ reluGradY_1:
 	DECQ CX
 	JMP reluGradY_1
 reluGradY_done:
+	VZEROUPPER
+	RET
+`)
+}
+
+// dwAcc emits dwAcc3Y (taps = 3: y[i] += Σ_t w[t]*x[i+t]) or dwSet9Y
+// (taps = 9: y[i] = Σ_t w[t]*x_r[i+c] over the taps t = 3r+c of three input
+// rows), the row kernels of depthwise 3x3 convolution (conv_depthwise.go).
+// Each sum is formed as the Go loops form it, a product at a time from the
+// first tap, with separate multiplies and adds (no FMA), so the results are
+// bit-identical to the portable loops. That order makes each output a chain
+// of dependent adds, so the main loop runs two independent 8-wide blocks.
+func dwAcc(g *gen, taps int) {
+	rows := taps / 3
+	name := "dwAcc3Y"
+	if rows == 1 {
+		g.f("\n// func %s(y, x *float32, n int, w *[3]float32)\n", name)
+		g.f("TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+		g.in("MOVQ y+0(FP), DI")
+		g.in("MOVQ x+8(FP), R8")
+		g.in("MOVQ n+16(FP), CX")
+		g.in("MOVQ w+24(FP), AX")
+	} else {
+		name = "dwSet9Y"
+		g.f("\n// func %s(y, x0, x1, x2 *float32, n int, w *[9]float32)\n", name)
+		g.f("TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+		g.in("MOVQ y+0(FP), DI")
+		g.in("MOVQ x0+8(FP), R8")
+		g.in("MOVQ x1+16(FP), R9")
+		g.in("MOVQ x2+24(FP), R10")
+		g.in("MOVQ n+32(FP), CX")
+		g.in("MOVQ w+40(FP), AX")
+	}
+	rowReg := []string{"R8", "R9", "R10"}
+	// Taps in Y4..Y12; block b accumulates in Y(2b) with Y(2b+1) for the
+	// product (b < 2), or in Y13/Y14.
+	for t := 0; t < taps; t++ {
+		g.in("VBROADCASTSS %d(AX), Y%d", 4*t, 4+t)
+	}
+	accReg := [2][2]int{{0, 1}, {2, 3}}
+	// step emits blocks of width 8 (vec) or one element, then advances.
+	step := func(vec bool, blocks int) {
+		reg, mov, mul, add, width := "Y", "VMOVUPS", "VMULPS", "VADDPS", 32
+		if !vec {
+			reg, mov, mul, add, width = "X", "VMOVSS", "VMULSS", "VADDSS", 4
+		}
+		for t := 0; t < taps; t++ {
+			r, c := t/3, t%3
+			for b := 0; b < blocks; b++ {
+				acc, tmp := accReg[b][0], accReg[b][1]
+				off := 4*c + b*width
+				if vec {
+					if t == 0 {
+						g.in("%s %d(%s), Y%d, Y%d", mul, off, rowReg[r], 4+t, acc)
+					} else {
+						g.in("%s %d(%s), Y%d, Y%d", mul, off, rowReg[r], 4+t, tmp)
+						g.in("%s Y%d, Y%d, Y%d", add, tmp, acc, acc)
+					}
+				} else {
+					// Scalar forms take no unaligned 32-byte memory operand
+					// past the row: load the element first.
+					g.in("%s %d(%s), X%d", mov, off, rowReg[r], tmp)
+					if t == 0 {
+						g.in("%s X%d, X%d, X%d", mul, 4+t, tmp, acc)
+					} else {
+						g.in("%s X%d, X%d, X%d", mul, 4+t, tmp, tmp)
+						g.in("%s X%d, X%d, X%d", add, tmp, acc, acc)
+					}
+				}
+			}
+		}
+		for b := 0; b < blocks; b++ {
+			acc, tmp := accReg[b][0], accReg[b][1]
+			if rows == 1 {
+				g.in("%s %d(DI), %s%d", mov, b*width, reg, tmp)
+				g.in("%s %s%d, %s%d, %s%d", add, reg, acc, reg, tmp, reg, acc)
+			}
+			g.in("%s %s%d, %d(DI)", mov, reg, acc, b*width)
+		}
+		g.in("ADDQ $%d, DI", blocks*width)
+		for r := 0; r < rows; r++ {
+			g.in("ADDQ $%d, %s", blocks*width, rowReg[r])
+		}
+	}
+	g.label(name + "_16")
+	g.in("CMPQ CX, $16")
+	g.in("JLT %s_8", name)
+	step(true, 2)
+	g.in("SUBQ $16, CX")
+	g.in("JMP %s_16", name)
+	g.label(name + "_8")
+	g.in("CMPQ CX, $8")
+	g.in("JLT %s_1", name)
+	step(true, 1)
+	g.in("SUBQ $8, CX")
+	g.label(name + "_1")
+	g.in("TESTQ CX, CX")
+	g.in("JEQ %s_done", name)
+	step(false, 1)
+	g.in("DECQ CX")
+	g.in("JMP %s_1", name)
+	g.label(name + "_done")
+	g.in("VZEROUPPER")
+	g.in("RET")
+}
+
+// dwDot emits dwDot3Y, the filter-gradient row kernel of depthwise 3x3
+// convolution: for t = 0, 1, 2 and i < n (a multiple of 8), lane i%8 of
+// acc[t] gets g[i]*x[i+t] added, a multiply then an add as dwDot3Lanes
+// does them, so the two agree bit for bit.
+func dwDot(g *gen) {
+	g.f(`
+// func dwDot3Y(grad, x *float32, n int, acc *[24]float32)
+TEXT ·dwDot3Y(SB), NOSPLIT, $0-32
+	MOVQ grad+0(FP), SI
+	MOVQ x+8(FP), R8
+	MOVQ n+16(FP), CX
+	MOVQ acc+24(FP), AX
+	VMOVUPS 0(AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+dwDot3Y_8:
+	CMPQ CX, $8
+	JLT dwDot3Y_done
+	VMOVUPS (SI), Y3
+	VMULPS 0(R8), Y3, Y4
+	VADDPS Y4, Y0, Y0
+	VMULPS 4(R8), Y3, Y5
+	VADDPS Y5, Y1, Y1
+	VMULPS 8(R8), Y3, Y6
+	VADDPS Y6, Y2, Y2
+	ADDQ $32, SI
+	ADDQ $32, R8
+	SUBQ $8, CX
+	JMP dwDot3Y_8
+dwDot3Y_done:
+	VMOVUPS Y0, 0(AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
 	VZEROUPPER
 	RET
 `)

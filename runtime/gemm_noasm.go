@@ -21,3 +21,12 @@ func vecClamp(dst, src []float32, bias, lo, hi float32) bool { return false }
 
 // vecReluGrad reports false: the Go loop does the work.
 func vecReluGrad(dst, g, z []float32) bool { return false }
+
+// vecDwAcc3 reports false: the Go loop does the work.
+func vecDwAcc3(y, x []float32, w0, w1, w2 float32) bool { return false }
+
+// vecDwSet9 reports false: the Go loop does the work.
+func vecDwSet9(y, r0, r1, r2 []float32, w *[9]float32) bool { return false }
+
+// vecDwDot3 reports 0: the Go loop does the work.
+func vecDwDot3(g, x []float32, acc *[24]float32) int { return 0 }
