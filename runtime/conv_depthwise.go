@@ -79,22 +79,13 @@ func (p *Conv2DParams) dwFwdPlane3x3(cs *convScratch, yp, xp []float32, w *[9]fl
 // dwPlane3x3 sets y (oh x ow) to the 3x3 correlation of x (h x w) zero-
 // padded by padT, padL, padB, padR, with stride sh and dilation dh along H
 // and unit stride and dilation along W (so ow = w+padL+padR-2). It copies
-// x into a zero-bordered plane (cs.pad) first, so that every output row is
+// x into a zero-bordered plane (cs.padPlane) first, so that every output row is
 // one pass of dwSet9Go over three padded rows with no edge cases; the copy
 // costs less than the bounds-tested edge columns and kernel rows it
 // replaces.
 func dwPlane3x3(cs *convScratch, y []float32, oh, ow int, x []float32, h, w, padT, padL, padB, padR, sh, dh int, k *[9]float32) {
-	PW, PH := w+padL+padR, h+padT+padB
-	cs.pad = gemmGrow(cs.pad, PW*PH)
-	pad := cs.pad[:PW*PH]
-	clear(pad[:padT*PW])
-	for ih := 0; ih < h; ih++ {
-		row := pad[(ih+padT)*PW:][:PW]
-		clear(row[:padL])
-		copy(row[padL:], x[ih*w:(ih+1)*w])
-		clear(row[padL+w:])
-	}
-	clear(pad[(h+padT)*PW:])
+	PW := w + padL + padR
+	pad := cs.padPlane(x, h, w, padT, padL, padB, padR)
 	dh *= PW
 	for o := 0; o < oh; o++ {
 		r0 := pad[o*sh*PW:]
@@ -235,25 +226,15 @@ func (p *Conv2DParams) dwGradFilterChannel(cs *convScratch, n, k int, dw, x, dy 
 
 // dwGradFilter3x3 adds the 3x3 filter gradient of output channel k (input
 // channel c) into acc, for 3x3 kernels with unit stride and dilation along
-// W. Each sample's input plane is zero-bordered first (as in dwPlane3x3),
+// W. Each sample's input plane is zero-bordered first (cs.padPlane),
 // so each (output row, kernel row) pair is one dwDot3Lanes pass with no
 // edge cases; the eight lanes of each tap are summed into acc in float64
 // once per sample.
 func (p *Conv2DParams) dwGradFilter3x3(cs *convScratch, n, k, c int, acc []float64, x, dy []float32) {
 	H, W, OH, OW := p.H, p.W, p.oh, p.ow
-	PW, PH := W+p.PadLeft+p.PadRight, H+p.PadTop+p.PadBottom
-	cs.pad = gemmGrow(cs.pad, PW*PH)
-	pad := cs.pad[:PW*PH]
+	PW := W + p.PadLeft + p.PadRight
 	for ni := 0; ni < n; ni++ {
-		xp := x[(ni*p.C+c)*H*W:][:H*W]
-		clear(pad[:p.PadTop*PW])
-		for ih := 0; ih < H; ih++ {
-			row := pad[(ih+p.PadTop)*PW:][:PW]
-			clear(row[:p.PadLeft])
-			copy(row[p.PadLeft:], xp[ih*W:(ih+1)*W])
-			clear(row[p.PadLeft+W:])
-		}
-		clear(pad[(H+p.PadTop)*PW:])
+		pad := cs.padPlane(x[(ni*p.C+c)*H*W:][:H*W], H, W, p.PadTop, p.PadLeft, p.PadBottom, p.PadRight)
 		dyp := dy[(ni*p.K+k)*OH*OW:][:OH*OW]
 		var lanes [3][24]float32
 		for oh := 0; oh < OH; oh++ {
@@ -273,6 +254,23 @@ func (p *Conv2DParams) dwGradFilter3x3(cs *convScratch, n, k, c int, acc []float
 			}
 		}
 	}
+}
+
+// padPlane copies the h x w plane x into cs.pad with padT, padL, padB and
+// padR rows and columns of zeros around it, and returns that plane.
+func (cs *convScratch) padPlane(x []float32, h, w, padT, padL, padB, padR int) []float32 {
+	PW, PH := w+padL+padR, h+padT+padB
+	cs.pad = gemmGrow(cs.pad, PW*PH)
+	pad := cs.pad[:PW*PH]
+	clear(pad[:padT*PW])
+	for ih := 0; ih < h; ih++ {
+		row := pad[(ih+padT)*PW:][:PW]
+		clear(row[:padL])
+		copy(row[padL:], x[ih*w:(ih+1)*w])
+		clear(row[padL+w:])
+	}
+	clear(pad[(h+padT)*PW:])
+	return pad
 }
 
 // dwDot3Lanes adds g[i]*x[i+t] (x is len(g)+2 long) into acc[8t+i%8] for
