@@ -122,6 +122,9 @@ func (t *nnFlatTask) Run(lo, hi int) {
 		}
 	case nnActClipB:
 		lo, hi := t.a, t.b
+		if vecClipGrad(y, x, z, lo, hi) {
+			return
+		}
 		for i, g := range x {
 			if !(z[i] > lo && z[i] < hi) {
 				g = 0

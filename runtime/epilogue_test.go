@@ -121,6 +121,15 @@ func TestActivationVectorsMatchLoops(t *testing.T) {
 		}
 		Clip(p, got, x)
 		requireSameBits(t, want, got, "Clip n=%d", n)
+
+		for i := range want {
+			want[i] = g[i]
+			if !(x[i] > -1 && x[i] < 6) {
+				want[i] = 0
+			}
+		}
+		ClipBackward(p, got, g, x)
+		requireSameBits(t, want, got, "ClipBackward n=%d", n)
 	}
 }
 

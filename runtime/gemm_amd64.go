@@ -230,6 +230,17 @@ func vecDwDot3(g, x []float32, acc *[24]float32) int {
 	return n
 }
 
+// vecClipGrad sets dst[i] = g[i] where lo < z[i] < hi and 0 elsewhere,
+// over dst, and reports whether it did.
+func vecClipGrad(dst, g, z []float32, lo, hi float32) bool {
+	if !gemmHasAVX2FMA || len(dst) < 8 {
+		return false
+	}
+	_, _ = g[len(dst)-1], z[len(dst)-1]
+	clipGradY(&dst[0], &g[0], &z[0], len(dst), lo, hi)
+	return true
+}
+
 // Implemented in gemm_amd64.s.
 
 // gemmKernel8x32Z is the AVX-512 kernel of gemmZ (see gemmKernelFunc; a, b
@@ -294,3 +305,9 @@ func dwSet9Y(y, x0, x1, x2 *float32, n int, w *[9]float32)
 //
 //go:noescape
 func dwDot3Y(grad, x *float32, n int, acc *[24]float32)
+
+// clipGradY sets dst[i] = grad[i] if lo < z[i] < hi, else +0, for i < n
+// (AVX).
+//
+//go:noescape
+func clipGradY(dst, grad, z *float32, n int, lo, hi float32)

@@ -1126,6 +1126,47 @@ reluGradY_done:
 	VZEROUPPER
 	RET
 
+// func clipGradY(dst, grad, z *float32, n int, lo, hi float32)
+TEXT ·clipGradY(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ z+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS lo+32(FP), Y6
+	VBROADCASTSS hi+36(FP), Y7
+clipGradY_8:
+	CMPQ CX, $8
+	JLT clipGradY_1
+	VMOVUPS (DX), Y0
+	VCMPPS $0x1e, Y6, Y0, Y1
+	VCMPPS $0x11, Y7, Y0, Y2
+	VANDPS Y2, Y1, Y1
+	VANDPS (SI), Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP clipGradY_8
+clipGradY_1:
+	TESTQ CX, CX
+	JEQ clipGradY_done
+	VMOVSS (DX), X0
+	VCMPSS $0x1e, X6, X0, X1
+	VCMPSS $0x11, X7, X0, X2
+	VANDPS X2, X1, X1
+	VMOVSS (SI), X3
+	VANDPS X3, X1, X1
+	VMOVSS X1, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DX
+	ADDQ $4, DI
+	DECQ CX
+	JMP clipGradY_1
+clipGradY_done:
+	VZEROUPPER
+	RET
+
 // func dwAcc3Y(y, x *float32, n int, w *[3]float32)
 TEXT ·dwAcc3Y(SB), NOSPLIT, $0-32
 	MOVQ y+0(FP), DI

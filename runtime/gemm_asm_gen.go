@@ -40,6 +40,7 @@ func main() {
 	gather2(g)
 	clamp(g)
 	reluGrad(g)
+	clipGrad(g)
 	dwAcc(g, 3)
 	dwAcc(g, 9)
 	dwDot(g)
@@ -52,7 +53,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y"} {
+	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y"} {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
 		}
@@ -927,6 +928,53 @@ dwDot3Y_done:
 	VMOVUPS Y0, 0(AX)
 	VMOVUPS Y1, 32(AX)
 	VMOVUPS Y2, 64(AX)
+	VZEROUPPER
+	RET
+`)
+}
+
+// clipGrad emits clipGradY, dst[i] = g[i] where lo < z[i] < hi and +0
+// elsewhere (NaN z included), for i < n: Clip's backward pass (ReLU6's).
+func clipGrad(g *gen) {
+	g.f(`
+// func clipGradY(dst, grad, z *float32, n int, lo, hi float32)
+TEXT ·clipGradY(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ z+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS lo+32(FP), Y6
+	VBROADCASTSS hi+36(FP), Y7
+clipGradY_8:
+	CMPQ CX, $8
+	JLT clipGradY_1
+	VMOVUPS (DX), Y0
+	VCMPPS $0x1e, Y6, Y0, Y1
+	VCMPPS $0x11, Y7, Y0, Y2
+	VANDPS Y2, Y1, Y1
+	VANDPS (SI), Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP clipGradY_8
+clipGradY_1:
+	TESTQ CX, CX
+	JEQ clipGradY_done
+	VMOVSS (DX), X0
+	VCMPSS $0x1e, X6, X0, X1
+	VCMPSS $0x11, X7, X0, X2
+	VANDPS X2, X1, X1
+	VMOVSS (SI), X3
+	VANDPS X3, X1, X1
+	VMOVSS X1, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DX
+	ADDQ $4, DI
+	DECQ CX
+	JMP clipGradY_1
+clipGradY_done:
 	VZEROUPPER
 	RET
 `)

@@ -30,3 +30,6 @@ func vecDwSet9(y, r0, r1, r2 []float32, w *[9]float32) bool { return false }
 
 // vecDwDot3 reports 0: the Go loop does the work.
 func vecDwDot3(g, x []float32, acc *[24]float32) int { return 0 }
+
+// vecClipGrad reports false: the Go loop does the work.
+func vecClipGrad(dst, g, z []float32, lo, hi float32) bool { return false }
