@@ -28,6 +28,9 @@ type PoolParams struct {
 	dh, dw     int
 	rows, cols []nnPoolSpan
 	t          nnPoolTask
+	// win2 says every window is a whole 2x2 block at (2*oh, 2*ow): the
+	// common pooling, which gets loops without the general span logic.
+	win2 bool
 }
 
 // nnPoolSpan is the part of a window along one axis: taps lo..hi-1 fall inside
@@ -60,9 +63,21 @@ func (p *PoolParams) Init() error {
 	if p.cols, p.ow, err = nnPoolAxis("width", p.W, p.KernelW, p.sw, p.dw, p.PadLeft, p.PadRight, p.CeilMode); err != nil {
 		return err
 	}
+	p.win2 = p.KernelH == 2 && p.KernelW == 2 && p.sh == 2 && p.sw == 2 && whole2(p.rows) && whole2(p.cols)
 	p.t.p = p
 	p.ok = true
 	return nil
+}
+
+// whole2 reports whether window o of every span covers input 2*o and
+// 2*o+1, both inside.
+func whole2(spans []nnPoolSpan) bool {
+	for o, sp := range spans {
+		if sp.start != 2*o || sp.lo != 0 || sp.hi != 2 {
+			return false
+		}
+	}
+	return true
 }
 
 func nnPoolAxis(name string, size, k, s, d, padLo, padHi int, ceil bool) ([]nnPoolSpan, int, error) {
@@ -153,6 +168,18 @@ func (t *nnPoolTask) Run(lo, hi int) {
 // -Inf.
 func (p *PoolParams) maxPlane(y, x []float32) {
 	W, dh, dw := p.W, p.dh, p.dw
+	if p.win2 {
+		// max is exact and order-free (NaN wins, +0 beats -0), so the
+		// window's order does not matter.
+		for oh := 0; oh < p.oh; oh++ {
+			r0, r1 := x[2*oh*W:][:2*p.ow], x[(2*oh+1)*W:][:2*p.ow]
+			yr := y[oh*p.ow:][:p.ow]
+			for ow := range yr {
+				yr[ow] = max(r0[2*ow], r0[2*ow+1], r1[2*ow], r1[2*ow+1])
+			}
+		}
+		return
+	}
 	for oh, r := range p.rows {
 		yr := y[oh*p.ow : (oh+1)*p.ow]
 		for ow := range yr {
@@ -179,6 +206,24 @@ func (p *PoolParams) maxPlane(y, x []float32) {
 // in row-major window order, NaN winning, as in PyTorch's CPU kernel.
 func (p *PoolParams) maxBackPlane(dx, x, dy []float32) {
 	W, dh, dw := p.W, p.dh, p.dw
+	if p.win2 {
+		for oh := 0; oh < p.oh; oh++ {
+			i0, i1 := 2*oh*W, (2*oh+1)*W
+			g := dy[oh*p.ow:][:p.ow]
+			for ow, v := range g {
+				// The same rule as below, over the window in row-major order.
+				arg := i0 + 2*ow
+				best := x[arg]
+				for _, i := range [3]int{i0 + 2*ow + 1, i1 + 2*ow, i1 + 2*ow + 1} {
+					if u := x[i]; u > best || u != u {
+						best, arg = u, i
+					}
+				}
+				dx[arg] += v
+			}
+		}
+		return
+	}
 	for oh, r := range p.rows {
 		g := dy[oh*p.ow : (oh+1)*p.ow]
 		for ow := range g {

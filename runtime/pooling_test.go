@@ -247,3 +247,35 @@ func TestPoolNoAllocs(t *testing.T) {
 	nntNoAllocs(t, "GlobalAveragePool", func() { GlobalAveragePool(cp, n, g, x) })
 	nntNoAllocs(t, "GlobalAveragePoolBackward", func() { GlobalAveragePoolBackward(cp, n, dx, g) })
 }
+
+// TestMaxPool2x2MatchesGeneral checks the whole-2x2-window loops against
+// the general ones bit for bit, forward and backward, with ties, signed
+// zeros and NaN in the windows.
+func TestMaxPool2x2MatchesGeneral(t *testing.T) {
+	special := []float32{float32(math.NaN()), 0, float32(math.Copysign(0, -1)), 1, 1, -2, float32(math.Inf(-1))}
+	for _, hw := range [][2]int{{2, 2}, {5, 6}, {8, 9}, {24, 24}} {
+		p := PoolParams{C: 3, H: hw[0], W: hw[1], KernelH: 2, KernelW: 2, StrideH: 2, StrideW: 2}
+		require.NoError(t, p.Init())
+		require.True(t, p.win2)
+		n := 2
+		x := make([]float32, n*p.C*p.H*p.W)
+		for i := range x {
+			x[i] = special[(i*7+i/5)%len(special)]
+		}
+		dy := make([]float32, n*p.C*p.OutH()*p.OutW())
+		for i := range dy {
+			dy[i] = float32(i%5) + 0.5
+		}
+		run := func(win2 bool) (y, dx []float32) {
+			p.win2 = win2
+			y, dx = make([]float32, len(dy)), make([]float32, len(x))
+			MaxPool2D(&p, n, y, x)
+			MaxPool2DBackward(&p, n, dx, dy, x)
+			return y, dx
+		}
+		wantY, wantDx := run(false)
+		gotY, gotDx := run(true)
+		requireSameBits(t, wantY, gotY, "forward %v", hw)
+		requireSameBits(t, wantDx, gotDx, "backward %v", hw)
+	}
+}
