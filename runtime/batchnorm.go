@@ -90,8 +90,8 @@ func (t *nnBNTask) Run(lo, hi int) {
 			m, a := t.mul[c], t.add[c]
 			x := t.x[r*S : (r+1)*S]
 			y := t.y[r*S : (r+1)*S]
-			for i, v := range x {
-				y[i] = v*m + a
+			if !vecBnAffine(y, x, m, a) {
+				bnAffineGo(y, x, m, a)
 			}
 		}
 	case nnBNGradSums:
@@ -106,31 +106,29 @@ func (t *nnBNTask) Run(lo, hi int) {
 			x := t.x[r*S : (r+1)*S]
 			dy := t.dy[r*S : (r+1)*S]
 			dx := t.dx[r*S : (r+1)*S]
-			for i := range dx {
-				dx[i] = ka*dy[i] + kb*(x[i]-m) + kd
+			if !vecBnGradX(dx, dy, x, ka, kb, kd, m) {
+				bnGradXGo(dx, dy, x, ka, kb, kd, m)
 			}
 		}
 	}
 }
 
 // stats computes channel c's batch statistics in two float64 passes (mean,
-// then squared deviations), which stays accurate when |mean| >> std.
+// then squared deviations), which stays accurate when |mean| >> std. The
+// sums run in eight lanes (bnSum) in a fixed order.
 func (t *nnBNTask) stats(c int) {
 	C, S := t.p.C, t.p.Spatial
-	var s float64
+	var acc [8]float64
 	for b := 0; b < t.n; b++ {
-		s += nnSum64(t.x[(b*C+c)*S : (b*C+c+1)*S])
+		bnSum(t.x[(b*C+c)*S:(b*C+c+1)*S], &acc)
 	}
 	M := float64(t.n * S)
-	mean := s / M
-	var q float64
+	mean := bnReduce(&acc) / M
+	acc = [8]float64{}
 	for b := 0; b < t.n; b++ {
-		for _, v := range t.x[(b*C+c)*S : (b*C+c+1)*S] {
-			d := float64(v) - mean
-			q += d * d
-		}
+		bnSqDev(t.x[(b*C+c)*S:(b*C+c+1)*S], mean, &acc)
 	}
-	v := q / M
+	v := bnReduce(&acc) / M
 	inv := 1 / math.Sqrt(v+t.eps)
 	t.mean[c] = float32(mean)
 	t.invStd[c] = float32(inv)
@@ -145,19 +143,18 @@ func (t *nnBNTask) stats(c int) {
 	t.add[c] = float32(float64(t.bias[c]) - mean*m)
 }
 
+// gradSums computes channel c's sums of dy and dy*xhat (in eight lanes,
+// bnGrad) and from them the coefficients of dx.
 func (t *nnBNTask) gradSums(c int) {
 	C, S := t.p.C, t.p.Spatial
 	mean, inv := float64(t.mean[c]), float64(t.invStd[c])
-	var sdy, sdyx float64
+	var acc [16]float64
 	for b := 0; b < t.n; b++ {
 		o := (b*C + c) * S
-		x := t.x[o : o+S]
-		dy := t.dy[o : o+S]
-		for i, g := range dy {
-			sdy += float64(g)
-			sdyx += float64(g) * (float64(x[i]) - mean)
-		}
+		bnGrad(t.dy[o:o+S], t.x[o:o+S], mean, &acc)
 	}
+	sdy := bnReduce((*[8]float64)(acc[:8]))
+	sdyx := bnReduce((*[8]float64)(acc[8:]))
 	sdyx *= inv // sum(dy * xhat)
 	if t.dbias != nil {
 		t.dbias[c] = float32(sdy)
@@ -174,6 +171,91 @@ func (t *nnBNTask) gradSums(c int) {
 		coef[3*c+1] = float32(-a * inv * sdyx / M)
 		coef[3*c+2] = float32(-a * sdy / M)
 	}
+}
+
+// The BatchNorm sums run in eight float64 lanes: element i of a row with
+// i < len&^7 goes to lane i%8, the row's last len%8 elements to lane 0,
+// and bnReduce adds the lanes in a fixed order. The vector kernels
+// (vecBnSum and friends) do the same operations in the same order, so every
+// path gives the same bits, and the sums' dependency chains are eight
+// times shorter than one running total's. The explicit conversions keep
+// compilers that fuse multiply-adds from doing so.
+
+// bnSum adds x into the lanes.
+func bnSum(x []float32, acc *[8]float64) {
+	n8 := len(x) &^ 7
+	if !vecBnSum(x[:n8], acc) {
+		bnSumGo(x[:n8], acc)
+	}
+	for _, v := range x[n8:] {
+		acc[0] += float64(v)
+	}
+}
+
+// bnSqDev adds (x-mean)² into the lanes.
+func bnSqDev(x []float32, mean float64, acc *[8]float64) {
+	n8 := len(x) &^ 7
+	if !vecBnSqDev(x[:n8], mean, acc) {
+		bnSqDevGo(x[:n8], mean, acc)
+	}
+	for _, v := range x[n8:] {
+		d := float64(v) - mean
+		acc[0] += float64(d * d)
+	}
+}
+
+// bnGrad adds dy into the lanes acc[0:8] and dy*(x-mean) into acc[8:16].
+func bnGrad(dy, x []float32, mean float64, acc *[16]float64) {
+	n8 := len(dy) &^ 7
+	if !vecBnGrad(dy[:n8], x[:n8], mean, acc) {
+		bnGradGo(dy[:n8], x[:n8], mean, acc)
+	}
+	for i := n8; i < len(dy); i++ {
+		g := float64(dy[i])
+		acc[0] += g
+		acc[8] += float64(g * (float64(x[i]) - mean))
+	}
+}
+
+// bnSumGo, bnSqDevGo and bnGradGo are the lane loops of bnSum, bnSqDev
+// and bnGrad over a multiple of 8 elements.
+func bnSumGo(x []float32, acc *[8]float64) {
+	for i, v := range x {
+		acc[i&7] += float64(v)
+	}
+}
+
+func bnSqDevGo(x []float32, mean float64, acc *[8]float64) {
+	for i, v := range x {
+		d := float64(v) - mean
+		acc[i&7] += float64(d * d)
+	}
+}
+
+func bnGradGo(dy, x []float32, mean float64, acc *[16]float64) {
+	for i, g := range dy {
+		acc[i&7] += float64(g)
+		acc[8+(i&7)] += float64(float64(g) * (float64(x[i]) - mean))
+	}
+}
+
+// bnAffineGo sets y = x*m + a.
+func bnAffineGo(y, x []float32, m, a float32) {
+	for i, v := range x[:len(y)] {
+		y[i] = float32(v*m) + a
+	}
+}
+
+// bnGradXGo sets dx = ka*dy + kb*(x-m) + kd.
+func bnGradXGo(dx, dy, x []float32, ka, kb, kd, m float32) {
+	for i := range dx {
+		dx[i] = float32(float32(ka*dy[i])+float32(kb*(x[i]-m))) + kd
+	}
+}
+
+// bnReduce adds the eight lanes.
+func bnReduce(acc *[8]float64) float64 {
+	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
 
 // nnSum64 sums in float64 with four accumulators, a fixed order that keeps

@@ -174,3 +174,52 @@ func TestDepthwiseRowVectorsMatchLoops(t *testing.T) {
 	}
 	t.Logf("vector kernels tested: %v", vector)
 }
+
+// TestBatchNormVectorsMatchLoops checks the BatchNorm vector kernels
+// (where the CPU has them) against their Go loops bit for bit.
+func TestBatchNormVectorsMatchLoops(t *testing.T) {
+	row := func(n, seed int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32((i*7+seed*5)%23-11)*0.173 + 3
+		}
+		return x
+	}
+	sameF64 := func(want, got []float64, what string, n int) {
+		t.Helper()
+		for i := range want {
+			if math.Float64bits(want[i]) != math.Float64bits(got[i]) {
+				t.Fatalf("%s n=%d: lane %d is %v, want %v", what, n, i, got[i], want[i])
+			}
+		}
+	}
+	for n := 0; n <= 48; n++ {
+		x, dy := row(n, 1), row(n, 2)
+		n8 := n &^ 7
+		var want8, got8 [8]float64
+		want8[3], got8[3] = 0.5, 0.5
+		bnSumGo(x[:n8], &want8)
+		if vecBnSum(x[:n8], &got8) {
+			sameF64(want8[:], got8[:], "bnSum", n)
+		}
+		want8, got8 = [8]float64{1: 2}, [8]float64{1: 2}
+		bnSqDevGo(x[:n8], 2.9, &want8)
+		if vecBnSqDev(x[:n8], 2.9, &got8) {
+			sameF64(want8[:], got8[:], "bnSqDev", n)
+		}
+		var want16, got16 [16]float64
+		bnGradGo(dy[:n8], x[:n8], 2.9, &want16)
+		if vecBnGrad(dy[:n8], x[:n8], 2.9, &got16) {
+			sameF64(want16[:], got16[:], "bnGrad", n)
+		}
+		want, got := make([]float32, n), make([]float32, n)
+		bnAffineGo(want, x, 1.37, -0.21)
+		if vecBnAffine(got, x, 1.37, -0.21) {
+			requireSameBits(t, want, got, "bnAffine n=%d", n)
+		}
+		bnGradXGo(want, dy, x, 0.7, -1.3, 0.05, 2.9)
+		if vecBnGradX(got, dy, x, 0.7, -1.3, 0.05, 2.9) {
+			requireSameBits(t, want, got, "bnGradX n=%d", n)
+		}
+	}
+}

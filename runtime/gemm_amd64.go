@@ -241,6 +241,55 @@ func vecClipGrad(dst, g, z []float32, lo, hi float32) bool {
 	return true
 }
 
+// vecBnSum, vecBnSqDev and vecBnGrad run the BatchNorm lane sums
+// (bnSum, bnSqDev, bnGrad) over x, a multiple of 8 long, and report
+// whether they did.
+func vecBnSum(x []float32, acc *[8]float64) bool {
+	if !gemmHasAVX2FMA || len(x) == 0 {
+		return len(x) == 0
+	}
+	bnSumY(&x[0], len(x), acc)
+	return true
+}
+
+func vecBnSqDev(x []float32, mean float64, acc *[8]float64) bool {
+	if !gemmHasAVX2FMA || len(x) == 0 {
+		return len(x) == 0
+	}
+	bnSqDevY(&x[0], len(x), mean, acc)
+	return true
+}
+
+func vecBnGrad(dy, x []float32, mean float64, acc *[16]float64) bool {
+	if !gemmHasAVX2FMA || len(dy) == 0 {
+		return len(dy) == 0
+	}
+	_ = x[len(dy)-1]
+	bnGradY(&dy[0], &x[0], len(dy), mean, acc)
+	return true
+}
+
+// vecBnAffine sets y = x*m + a over y and reports whether it did.
+func vecBnAffine(y, x []float32, m, a float32) bool {
+	if !gemmHasAVX2FMA || len(y) < 8 {
+		return false
+	}
+	_ = x[len(y)-1]
+	bnAffineY(&y[0], &x[0], len(y), m, a)
+	return true
+}
+
+// vecBnGradX sets dx = ka*dy + kb*(x-m) + kd over dx and reports whether
+// it did.
+func vecBnGradX(dx, dy, x []float32, ka, kb, kd, m float32) bool {
+	if !gemmHasAVX2FMA || len(dx) < 8 {
+		return false
+	}
+	_, _ = dy[len(dx)-1], x[len(dx)-1]
+	bnGradXY(&dx[0], &dy[0], &x[0], len(dx), ka, kb, kd, m)
+	return true
+}
+
 // Implemented in gemm_amd64.s.
 
 // gemmKernel8x32Z is the AVX-512 kernel of gemmZ (see gemmKernelFunc; a, b
@@ -311,3 +360,25 @@ func dwDot3Y(grad, x *float32, n int, acc *[24]float32)
 //
 //go:noescape
 func clipGradY(dst, grad, z *float32, n int, lo, hi float32)
+
+// bnSumY, bnSqDevY and bnGradY are the lane sums of vecBnSum, vecBnSqDev
+// and vecBnGrad, n a multiple of 8 (AVX).
+//
+//go:noescape
+func bnSumY(x *float32, n int, acc *[8]float64)
+
+//go:noescape
+func bnSqDevY(x *float32, n int, mean float64, acc *[8]float64)
+
+//go:noescape
+func bnGradY(dy, x *float32, n int, mean float64, acc *[16]float64)
+
+// bnAffineY sets y[i] = x[i]*m + a for i < n (AVX).
+//
+//go:noescape
+func bnAffineY(y, x *float32, n int, m, a float32)
+
+// bnGradXY sets dx[i] = ka*dy[i] + kb*(x[i]-m) + kd for i < n (AVX).
+//
+//go:noescape
+func bnGradXY(dx, dy, x *float32, n int, ka, kb, kd, m float32)

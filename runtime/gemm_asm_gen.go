@@ -44,6 +44,7 @@ func main() {
 	dwAcc(g, 3)
 	dwAcc(g, 9)
 	dwDot(g)
+	bnKernels(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
@@ -53,7 +54,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y"} {
+	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY"} {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
 		}
@@ -975,6 +976,195 @@ clipGradY_1:
 	DECQ CX
 	JMP clipGradY_1
 clipGradY_done:
+	VZEROUPPER
+	RET
+`)
+}
+
+// bnKernels emits the BatchNorm kernels: sums in eight float64 lanes
+// (element i of a call goes to lane i%8; ymm registers hold four doubles,
+// so lanes 0-3 and 4-7 are two accumulators), which keep the channel
+// sums' dependency chains short and their order fixed, and the two
+// elementwise passes. Each operation is a separate multiply or add, in the
+// order of the Go loops in batchnorm.go (bnLanes and the Run loops), so
+// both give the same bits.
+func bnKernels(g *gen) {
+	g.f(`
+// func bnSumY(x *float32, n int, acc *[8]float64)
+TEXT ·bnSumY(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ acc+16(FP), AX
+	VMOVUPD 0(AX), Y8
+	VMOVUPD 32(AX), Y9
+bnSumY_8:
+	CMPQ CX, $8
+	JLT bnSumY_done
+	VCVTPS2PD 0(SI), Y0
+	VCVTPS2PD 16(SI), Y1
+	VADDPD Y0, Y8, Y8
+	VADDPD Y1, Y9, Y9
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP bnSumY_8
+bnSumY_done:
+	VMOVUPD Y8, 0(AX)
+	VMOVUPD Y9, 32(AX)
+	VZEROUPPER
+	RET
+
+// func bnSqDevY(x *float32, n int, mean float64, acc *[8]float64)
+TEXT ·bnSqDevY(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSD mean+16(FP), Y15
+	MOVQ acc+24(FP), AX
+	VMOVUPD 0(AX), Y8
+	VMOVUPD 32(AX), Y9
+bnSqDevY_8:
+	CMPQ CX, $8
+	JLT bnSqDevY_done
+	VCVTPS2PD 0(SI), Y0
+	VCVTPS2PD 16(SI), Y1
+	VSUBPD Y15, Y0, Y0
+	VSUBPD Y15, Y1, Y1
+	VMULPD Y0, Y0, Y0
+	VMULPD Y1, Y1, Y1
+	VADDPD Y0, Y8, Y8
+	VADDPD Y1, Y9, Y9
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP bnSqDevY_8
+bnSqDevY_done:
+	VMOVUPD Y8, 0(AX)
+	VMOVUPD Y9, 32(AX)
+	VZEROUPPER
+	RET
+
+// func bnGradY(dy, x *float32, n int, mean float64, acc *[16]float64)
+TEXT ·bnGradY(SB), NOSPLIT, $0-40
+	MOVQ dy+0(FP), SI
+	MOVQ x+8(FP), DX
+	MOVQ n+16(FP), CX
+	VBROADCASTSD mean+24(FP), Y15
+	MOVQ acc+32(FP), AX
+	VMOVUPD 0(AX), Y8
+	VMOVUPD 32(AX), Y9
+	VMOVUPD 64(AX), Y10
+	VMOVUPD 96(AX), Y11
+bnGradY_8:
+	CMPQ CX, $8
+	JLT bnGradY_done
+	VCVTPS2PD 0(SI), Y0
+	VCVTPS2PD 16(SI), Y1
+	VCVTPS2PD 0(DX), Y2
+	VCVTPS2PD 16(DX), Y3
+	VADDPD Y0, Y8, Y8
+	VADDPD Y1, Y9, Y9
+	VSUBPD Y15, Y2, Y2
+	VSUBPD Y15, Y3, Y3
+	VMULPD Y2, Y0, Y2
+	VMULPD Y3, Y1, Y3
+	VADDPD Y2, Y10, Y10
+	VADDPD Y3, Y11, Y11
+	ADDQ $32, SI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP bnGradY_8
+bnGradY_done:
+	VMOVUPD Y8, 0(AX)
+	VMOVUPD Y9, 32(AX)
+	VMOVUPD Y10, 64(AX)
+	VMOVUPD Y11, 96(AX)
+	VZEROUPPER
+	RET
+
+// func bnAffineY(y, x *float32, n int, m, a float32)
+TEXT ·bnAffineY(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS m+24(FP), Y14
+	VBROADCASTSS a+28(FP), Y15
+bnAffineY_16:
+	CMPQ CX, $16
+	JLT bnAffineY_8
+	VMULPS 0(SI), Y14, Y0
+	VMULPS 32(SI), Y14, Y1
+	VADDPS Y15, Y0, Y0
+	VADDPS Y15, Y1, Y1
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP bnAffineY_16
+bnAffineY_8:
+	CMPQ CX, $8
+	JLT bnAffineY_1
+	VMULPS 0(SI), Y14, Y0
+	VADDPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+bnAffineY_1:
+	TESTQ CX, CX
+	JEQ bnAffineY_done
+	VMOVSS 0(SI), X0
+	VMULSS X14, X0, X0
+	VADDSS X15, X0, X0
+	VMOVSS X0, 0(DI)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JMP bnAffineY_1
+bnAffineY_done:
+	VZEROUPPER
+	RET
+
+// func bnGradXY(dx, dy, x *float32, n int, ka, kb, kd, m float32)
+TEXT ·bnGradXY(SB), NOSPLIT, $0-48
+	MOVQ dx+0(FP), DI
+	MOVQ dy+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS ka+32(FP), Y12
+	VBROADCASTSS kb+36(FP), Y13
+	VBROADCASTSS kd+40(FP), Y14
+	VBROADCASTSS m+44(FP), Y15
+bnGradXY_8:
+	CMPQ CX, $8
+	JLT bnGradXY_1
+	VMULPS 0(SI), Y12, Y0
+	VMOVUPS 0(DX), Y1
+	VSUBPS Y15, Y1, Y1
+	VMULPS Y1, Y13, Y1
+	VADDPS Y1, Y0, Y0
+	VADDPS Y14, Y0, Y0
+	VMOVUPS Y0, 0(DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP bnGradXY_8
+bnGradXY_1:
+	TESTQ CX, CX
+	JEQ bnGradXY_done
+	VMOVSS 0(SI), X0
+	VMULSS X12, X0, X0
+	VMOVSS 0(DX), X1
+	VSUBSS X15, X1, X1
+	VMULSS X1, X13, X1
+	VADDSS X1, X0, X0
+	VADDSS X14, X0, X0
+	VMOVSS X0, 0(DI)
+	ADDQ $4, SI
+	ADDQ $4, DX
+	ADDQ $4, DI
+	DECQ CX
+	JMP bnGradXY_1
+bnGradXY_done:
 	VZEROUPPER
 	RET
 `)

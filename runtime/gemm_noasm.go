@@ -33,3 +33,18 @@ func vecDwDot3(g, x []float32, acc *[24]float32) int { return 0 }
 
 // vecClipGrad reports false: the Go loop does the work.
 func vecClipGrad(dst, g, z []float32, lo, hi float32) bool { return false }
+
+// vecBnSum reports whether x is empty: the Go loops do the work.
+func vecBnSum(x []float32, acc *[8]float64) bool { return len(x) == 0 }
+
+// vecBnSqDev reports whether x is empty: the Go loops do the work.
+func vecBnSqDev(x []float32, mean float64, acc *[8]float64) bool { return len(x) == 0 }
+
+// vecBnGrad reports whether dy is empty: the Go loops do the work.
+func vecBnGrad(dy, x []float32, mean float64, acc *[16]float64) bool { return len(dy) == 0 }
+
+// vecBnAffine reports false: the Go loop does the work.
+func vecBnAffine(y, x []float32, m, a float32) bool { return false }
+
+// vecBnGradX reports false: the Go loop does the work.
+func vecBnGradX(dx, dy, x []float32, ka, kb, kd, m float32) bool { return false }
