@@ -18,6 +18,12 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
+// sweepTitles are the plots' titles.
+var sweepTitles = map[string]string{
+	"mnist_lenet5":     "LeNet-5 on MNIST: test accuracy against trainable parameters",
+	"fashion_resnet20": "ResNet-20 on Fashion-MNIST: test accuracy against trainable parameters",
+}
+
 var methodNames = map[string]string{"dense": "dense", "smh": "SMH", "hash": "hashing (HashedNets)", "width": "width multiplier"}
 
 // writeSweep writes the CSV, the markdown table and the plot of a sweep.
@@ -63,7 +69,11 @@ func writeSweep(dir, name, args string, methods []string, results []*train.Resul
 	if err := os.WriteFile(filepath.Join(dir, name+".md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
-	return plotSweep(filepath.Join(dir, name+".png"), name, methods, results)
+	title := name
+	if t, ok := sweepTitles[name]; ok {
+		title = t
+	}
+	return plotSweep(filepath.Join(dir, name+".png"), title, methods, results)
 }
 
 func countOrAll(n int) string {
