@@ -290,6 +290,19 @@ func vecBnGradX(dx, dy, x []float32, ka, kb, kd, m float32) bool {
 	return true
 }
 
+// vecMaxPool2Back runs the backward pass of whole 2x2 windows over the
+// first len(dy)&^7 outputs of a row (see maxPool2BackY) and reports how
+// many it did.
+func vecMaxPool2Back(dx0, dx1, x0, x1, dy []float32) int {
+	n := len(dy) &^ 7
+	if !gemmHasAVX2FMA || n == 0 {
+		return 0
+	}
+	_, _, _, _ = dx0[2*n-1], dx1[2*n-1], x0[2*n-1], x1[2*n-1]
+	maxPool2BackY(&dx0[0], &dx1[0], &x0[0], &x1[0], &dy[0], n)
+	return n
+}
+
 // Implemented in gemm_amd64.s.
 
 // gemmKernel8x32Z is the AVX-512 kernel of gemmZ (see gemmKernelFunc; a, b
@@ -382,3 +395,8 @@ func bnAffineY(y, x *float32, n int, m, a float32)
 //
 //go:noescape
 func bnGradXY(dx, dy, x *float32, n int, ka, kb, kd, m float32)
+
+// maxPool2BackY is vecMaxPool2Back's kernel (AVX).
+//
+//go:noescape
+func maxPool2BackY(dx0, dx1, x0, x1, dy *float32, n int)

@@ -1570,3 +1570,77 @@ bnGradXY_1:
 bnGradXY_done:
 	VZEROUPPER
 	RET
+
+// func maxPool2BackY(dx0, dx1, x0, x1, dy *float32, n int)
+TEXT ·maxPool2BackY(SB), NOSPLIT, $0-48
+	MOVQ dx0+0(FP), DI
+	MOVQ dx1+8(FP), R8
+	MOVQ x0+16(FP), SI
+	MOVQ x1+24(FP), R9
+	MOVQ dy+32(FP), DX
+	MOVQ n+40(FP), CX
+maxPool2BackY_8:
+	CMPQ CX, $8
+	JLT maxPool2BackY_done
+	// a, b: row 0's even and odd taps; c, d: row 1's; in output order.
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VSHUFPS $0x88, Y1, Y0, Y2
+	VSHUFPS $0xdd, Y1, Y0, Y3
+	VPERMPD $0xd8, Y2, Y2
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS 0(R9), Y0
+	VMOVUPS 32(R9), Y1
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y5
+	VPERMPD $0xd8, Y4, Y4
+	VPERMPD $0xd8, Y5, Y5
+	// Y6 = best; Y7, Y8, Y9: b, c, d replaced the best so far.
+	VMOVAPS Y2, Y6
+	VCMPPS $0x1e, Y6, Y3, Y7
+	VCMPPS $0x03, Y3, Y3, Y10
+	VORPS Y10, Y7, Y7
+	VBLENDVPS Y7, Y3, Y6, Y6
+	VCMPPS $0x1e, Y6, Y4, Y8
+	VCMPPS $0x03, Y4, Y4, Y10
+	VORPS Y10, Y8, Y8
+	VBLENDVPS Y8, Y4, Y6, Y6
+	VCMPPS $0x1e, Y6, Y5, Y9
+	VCMPPS $0x03, Y5, Y5, Y10
+	VORPS Y10, Y9, Y9
+	// The winner is d if Y9, else c if Y8, else b if Y7, else a.
+	VMOVUPS 0(DX), Y11
+	VANDPS Y11, Y9, Y15
+	VANDNPS Y11, Y9, Y11
+	VANDPS Y11, Y8, Y14
+	VANDNPS Y11, Y8, Y11
+	VANDPS Y11, Y7, Y13
+	VANDNPS Y11, Y7, Y12
+	// Y12..Y15: dy's share of a, b, c, d. Interleave a with b and c with d
+	// back into input order and add them to the gradient rows.
+	VUNPCKLPS Y13, Y12, Y0
+	VUNPCKHPS Y13, Y12, Y1
+	VPERM2F128 $0x20, Y1, Y0, Y2
+	VPERM2F128 $0x31, Y1, Y0, Y3
+	VADDPS 0(DI), Y2, Y2
+	VADDPS 32(DI), Y3, Y3
+	VMOVUPS Y2, 0(DI)
+	VMOVUPS Y3, 32(DI)
+	VUNPCKLPS Y15, Y14, Y0
+	VUNPCKHPS Y15, Y14, Y1
+	VPERM2F128 $0x20, Y1, Y0, Y2
+	VPERM2F128 $0x31, Y1, Y0, Y3
+	VADDPS 0(R8), Y2, Y2
+	VADDPS 32(R8), Y3, Y3
+	VMOVUPS Y2, 0(R8)
+	VMOVUPS Y3, 32(R8)
+	ADDQ $64, SI
+	ADDQ $64, R9
+	ADDQ $64, DI
+	ADDQ $64, R8
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP maxPool2BackY_8
+maxPool2BackY_done:
+	VZEROUPPER
+	RET

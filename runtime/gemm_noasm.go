@@ -48,3 +48,6 @@ func vecBnAffine(y, x []float32, m, a float32) bool { return false }
 
 // vecBnGradX reports false: the Go loop does the work.
 func vecBnGradX(dx, dy, x []float32, ka, kb, kd, m float32) bool { return false }
+
+// vecMaxPool2Back reports 0: the Go loop does the work.
+func vecMaxPool2Back(dx0, dx1, x0, x1, dy []float32) int { return 0 }

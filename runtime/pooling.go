@@ -210,7 +210,9 @@ func (p *PoolParams) maxBackPlane(dx, x, dy []float32) {
 		for oh := 0; oh < p.oh; oh++ {
 			i0, i1 := 2*oh*W, (2*oh+1)*W
 			g := dy[oh*p.ow:][:p.ow]
-			for ow, v := range g {
+			done := vecMaxPool2Back(dx[i0:][:2*p.ow], dx[i1:][:2*p.ow], x[i0:][:2*p.ow], x[i1:][:2*p.ow], g)
+			for ow := done; ow < len(g); ow++ {
+				v := g[ow]
 				// The same rule as below, over the window in row-major order.
 				arg := i0 + 2*ow
 				best := x[arg]
