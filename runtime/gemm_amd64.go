@@ -291,10 +291,10 @@ func vecBnGradX(dx, dy, x []float32, ka, kb, kd, m float32) bool {
 }
 
 // vecMaxPool2Back runs the backward pass of whole 2x2 windows over the
-// first len(dy)&^7 outputs of a row (see maxPool2BackY) and reports how
+// first len(dy)&^3 outputs of a row (see maxPool2BackY) and reports how
 // many it did.
 func vecMaxPool2Back(dx0, dx1, x0, x1, dy []float32) int {
-	n := len(dy) &^ 7
+	n := len(dy) &^ 3
 	if !gemmHasAVX2FMA || n == 0 {
 		return 0
 	}

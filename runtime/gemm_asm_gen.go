@@ -1172,7 +1172,7 @@ bnGradXY_done:
 }
 
 // maxPoolBack emits maxPool2BackY, the backward pass of 2x2 max pooling
-// with stride 2 over n outputs (a multiple of 8) of one output row: x0 and
+// with stride 2 over n outputs (a multiple of 4) of one output row: x0 and
 // x1 are the window's two input rows, dx0 and dx1 their gradient rows
 // (2n floats each, added to), dy the output gradient. Each window's
 // argmax follows maxBackPlane's rule in row-major order (the first
@@ -1193,7 +1193,7 @@ TEXT ·maxPool2BackY(SB), NOSPLIT, $0-48
 	MOVQ n+40(FP), CX
 maxPool2BackY_8:
 	CMPQ CX, $8
-	JLT maxPool2BackY_done
+	JLT maxPool2BackY_4
 	// a, b: row 0's even and odd taps; c, d: row 1's; in output order.
 	VMOVUPS 0(SI), Y0
 	VMOVUPS 32(SI), Y1
@@ -1253,6 +1253,56 @@ maxPool2BackY_8:
 	ADDQ $32, DX
 	SUBQ $8, CX
 	JMP maxPool2BackY_8
+maxPool2BackY_4:
+	// Four outputs with 128-bit vectors, where the shuffles and unpacks
+	// need no lane fix-ups.
+	CMPQ CX, $4
+	JLT maxPool2BackY_done
+	VMOVUPS 0(SI), X0
+	VMOVUPS 16(SI), X1
+	VSHUFPS $0x88, X1, X0, X2
+	VSHUFPS $0xdd, X1, X0, X3
+	VMOVUPS 0(R9), X0
+	VMOVUPS 16(R9), X1
+	VSHUFPS $0x88, X1, X0, X4
+	VSHUFPS $0xdd, X1, X0, X5
+	VMOVAPS X2, X6
+	VCMPPS $0x1e, X6, X3, X7
+	VCMPPS $0x03, X3, X3, X10
+	VORPS X10, X7, X7
+	VBLENDVPS X7, X3, X6, X6
+	VCMPPS $0x1e, X6, X4, X8
+	VCMPPS $0x03, X4, X4, X10
+	VORPS X10, X8, X8
+	VBLENDVPS X8, X4, X6, X6
+	VCMPPS $0x1e, X6, X5, X9
+	VCMPPS $0x03, X5, X5, X10
+	VORPS X10, X9, X9
+	VMOVUPS 0(DX), X11
+	VANDPS X11, X9, X15
+	VANDNPS X11, X9, X11
+	VANDPS X11, X8, X14
+	VANDNPS X11, X8, X11
+	VANDPS X11, X7, X13
+	VANDNPS X11, X7, X12
+	VUNPCKLPS X13, X12, X0
+	VUNPCKHPS X13, X12, X1
+	VADDPS 0(DI), X0, X0
+	VADDPS 16(DI), X1, X1
+	VMOVUPS X0, 0(DI)
+	VMOVUPS X1, 16(DI)
+	VUNPCKLPS X15, X14, X0
+	VUNPCKHPS X15, X14, X1
+	VADDPS 0(R8), X0, X0
+	VADDPS 16(R8), X1, X1
+	VMOVUPS X0, 0(R8)
+	VMOVUPS X1, 16(R8)
+	ADDQ $32, SI
+	ADDQ $32, R9
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $16, DX
+	SUBQ $4, CX
 maxPool2BackY_done:
 	VZEROUPPER
 	RET
