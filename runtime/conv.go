@@ -611,6 +611,21 @@ func (p *Conv2DParams) im2colSeg(d, x []float32, r, q0 int) {
 		}
 		return
 	}
+	if sh == 1 && sw == 1 && oh0 == 0 && oh1 == p.oh && ow0 == 0 && ow1 == OW {
+		// Unit strides and a tap that stays inside the input at every output
+		// (any tap of an unpadded convolution): each output row's run is
+		// one copy, the next one W further on.
+		oh, ow := q0/OW, q0%OW
+		src := (oh+offH)*W + ow + offW
+		for q := q0; q < q1; {
+			seg := min(OW-ow, q1-q)
+			copy(d[q-q0:q-q0+seg], xc[src:src+seg])
+			q += seg
+			src += seg + W - OW
+			ow = 0
+		}
+		return
+	}
 	// General geometry: output row by output row. Rows are short (OW
 	// floats), so the padding is zeroed by plain loops rather than clear,
 	// whose call costs more than the few elements it stores.
