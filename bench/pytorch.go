@@ -66,8 +66,8 @@ func pytorchMeasures() []cmpMeasure {
 	return []cmpMeasure{
 		{"lenet5/train/" + b, "LeNet-5", "training, batch " + b, 1.5, "≥ 1.5× PyTorch"},
 		{"resnet20/train/" + b, "ResNet-20", "training, batch " + b, 1.0, "≥ 1.0× PyTorch"},
-		{"resnet20/forward/" + b, "ResNet-20", "inference, batch " + b, 1.0, "≥ 1.0× PyTorch"},
-		{"resnet20/forward/1", "ResNet-20", "inference latency, batch 1", 1.0, "≤ PyTorch's latency"},
+		{"resnet20/forward/" + b, "ResNet-20", "inference, batch " + b, 1.2, "≥ 1.2× PyTorch"},
+		{"resnet20/forward/1", "ResNet-20", "inference latency, batch 1", 2.0, "≤ 0.5× PyTorch's latency"},
 		{"mobilenetv2/train/" + b, "MobileNetV2-0.35", "training, batch " + b, 1.0, "≥ 1.0× PyTorch"},
 		{"mobilenetv2/forward/" + b, "MobileNetV2-0.35", "inference, batch " + b, 0, ""},
 		{"mobilenetv2/forward/1", "MobileNetV2-0.35", "inference latency, batch 1", 0, ""},
