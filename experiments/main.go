@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,27 +112,31 @@ func (s sweep) runs() []run {
 
 func main() {
 	quick := flag.Bool("quick", false, "short runs on subsets (under 10 minutes in all)")
-	only := flag.String("sweep", "", "run only this sweep (mnist_lenet5 or fashion_resnet20)")
+	sweepName := flag.String("sweep", "", "run only this sweep (mnist_lenet5 or fashion_resnet20)")
 	out := flag.String("out", "docs/results", "directory for results")
 	epochs := flag.Int("epochs", 0, "override the recipe's epochs (0: keep)")
 	subset := flag.Int("subset", 0, "override the recipe's training images (0: keep)")
+	only := flag.String("runs", "", "run only these comma-separated runs of the sweep (dense, smh_0.25, hash_0.1, w0.5, ...)")
 	tune := flag.Bool("tune", false, "try each compressed method's pool learning rates at fraction 0.1 on the quick recipe, and print the accuracies")
 	flag.Parse()
 	if *tune {
-		tuneRates(*only)
+		tuneRates(*sweepName)
 		return
 	}
 	root, err := trainrun.Root()
 	if err != nil {
 		fail(err)
 	}
-	dir := filepath.Join(root, *out)
+	dir := *out
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
 	if *quick {
 		dir = filepath.Join(dir, "quick")
 	}
 	start := time.Now()
 	for _, s := range sweeps(*quick) {
-		if *only != "" && s.name != *only {
+		if *sweepName != "" && s.name != *sweepName {
 			continue
 		}
 		if *epochs > 0 {
@@ -146,6 +151,9 @@ func main() {
 		var results []*train.Result
 		var methods []string
 		for _, r := range s.runs() {
+			if *only != "" && !slices.Contains(strings.Split(*only, ","), r.name) {
+				continue
+			}
 			path := filepath.Join(dir, s.name, r.name+".json")
 			res, err := load(path)
 			if err == nil && res.Spec != withResult(r.spec, path) {
@@ -166,6 +174,9 @@ func main() {
 			}
 			results = append(results, res)
 			methods = append(methods, r.method)
+		}
+		if len(results) == 0 {
+			fail(fmt.Errorf("sweep %s has no run named in -runs %q", s.name, *only))
 		}
 		if err := writeSweep(dir, s.name, strings.Join(os.Args[1:], " "), methods, results); err != nil {
 			fail(err)
