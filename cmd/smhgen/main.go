@@ -266,6 +266,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	// A missing directory would otherwise surface as the temporary file's
+	// error, which names a file the user never asked for.
+	dir := filepath.Dir(files[0].path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "smhgen: output directory %s does not exist; create it first\n", dir)
+		return 1
+	}
 	// Each file is replaced atomically; the weights go first, so a failure
 	// in between leaves new weights that the old source refuses loudly
 	// (their size and checksum are compiled in) rather than misreads.

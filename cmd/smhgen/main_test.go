@@ -204,6 +204,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"unsupported op", []string{"-emit=ir", filepath.Join(modelDir, "bad_unsupported_op.onnx")}, 1, []string{"bad_unsupported_op.onnx", `node "lstm_0" (LSTM, opset 14): unsupported op`}},
 		{"limit", []string{"-emit=ir", "-max-params", "1000", lenet}, 1, []string{"lenet5.onnx", "exceed the limit of 1000"}},
 		{"help", []string{"-h"}, 0, []string{"usage: smhgen"}},
+		{"no output directory", []string{"-o", filepath.Join(t.TempDir(), "nodir", "x.go"), lenet}, 1, []string{"output directory", "nodir does not exist"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, errs := smhgen(c.args...)
