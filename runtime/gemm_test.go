@@ -13,6 +13,21 @@ import (
 // gemmTestMatrix returns a rows x cols matrix with row stride ld filled with
 // uniform values in [-1, 1); the padding between rows holds NaN so that a
 // kernel reading outside the matrix is caught.
+// gemmTestOperands returns random op(A) (m x k), op(B) (k x n), stored
+// transposed as tr says with tight leading dimensions, and C (m x n).
+func gemmTestOperands(rng *rand.Rand, tr [2]bool, m, n, k int) (a []float32, lda int, b []float32, ldb int, c []float32) {
+	lda, ldb = k, n
+	if tr[0] {
+		lda = m
+	}
+	if tr[1] {
+		ldb = k
+	}
+	a = gemmTestMatrix(rng, m*k/lda, lda, lda)
+	b = gemmTestMatrix(rng, k*n/ldb, ldb, ldb)
+	return a, lda, b, ldb, gemmTestMatrix(rng, m, n, n)
+}
+
 func gemmTestMatrix(rng *rand.Rand, rows, cols, ld int) []float32 {
 	x := make([]float32, max(0, (rows-1)*ld+cols))
 	for i := range x {
@@ -177,16 +192,7 @@ func TestSgemmImplsAgree(t *testing.T) {
 	for _, s := range [][3]int{{1, 1, 1}, {23, 45, 67}, {64, 96, 200}, {130, 70, 513}} {
 		m, n, k := s[0], s[1], s[2]
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-			lda, ldb := k, n
-			if tr[0] {
-				lda = m
-			}
-			if tr[1] {
-				ldb = k
-			}
-			a := gemmTestMatrix(rng, m*k/lda, lda, lda)
-			b := gemmTestMatrix(rng, k*n/ldb, ldb, ldb)
-			c0 := gemmTestMatrix(rng, m, n, n)
+			a, lda, b, ldb, c0 := gemmTestOperands(rng, tr, m, n, k)
 			const alpha, beta = 0.5, -1.25
 			want, scale := gemmRef(tr[0], tr[1], m, n, k, alpha, a, lda, b, ldb, beta, c0, n)
 			tol := float64(k+2) * 0x1p-23
@@ -286,16 +292,7 @@ func TestSgemmAnySplitIsBitIdentical(t *testing.T) {
 		}{{37, 70, 45, 0}, {50, 41, 400, 0.5}} {
 			for _, tr := range [][2]bool{{false, false}, {true, true}} {
 				m, n, k := s.m, s.n, s.k
-				lda, ldb := k, n
-				if tr[0] {
-					lda = m
-				}
-				if tr[1] {
-					ldb = k
-				}
-				a := gemmTestMatrix(rng, m*k/lda, lda, lda)
-				b := gemmTestMatrix(rng, k*n/ldb, ldb, ldb)
-				c0 := gemmTestMatrix(rng, m, n, n)
+				a, lda, b, ldb, c0 := gemmTestOperands(rng, tr, m, n, k)
 				ser := slices.Clone(c0)
 				sc := gemmScratches.get()
 				sc.sgemm(g, tr[0], tr[1], m, n, k, 1.5, a, lda, b, ldb, s.beta, ser, n)
