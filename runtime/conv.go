@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 )
 
@@ -659,6 +660,16 @@ func (p *Conv2DParams) packTapSame(g *gemmImpl, dst, x []float32, r, jc, nc, kcp
 		q := row + j
 		if q < qa {
 			q += OW
+		}
+		if w&(w-1) == 0 {
+			// Every implementation's width is a power of two: no
+			// divisions in the loop.
+			sh := bits.TrailingZeros(uint(w))
+			for ; q < qb; q += OW {
+				u := q - jc
+				dst[u>>sh*ss+u&(w-1)] = 0
+			}
+			continue
 		}
 		for ; q < qb; q += OW {
 			u := q - jc
