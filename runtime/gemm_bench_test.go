@@ -51,17 +51,22 @@ func BenchmarkGemmPaths(b *testing.B) {
 }
 
 // BenchmarkGemmKernel measures each micro-kernel alone on one full tile with
-// its panels in L1: the ceiling for Sgemm.
+// its panels in L1: the ceiling for Sgemm. It runs on as many goroutines as
+// -cpu gives it, each with its own tile, and reports their total rate: on a
+// machine whose CPUs are hyperthreads of one core (or share its vector
+// units), two goroutines reach little more than one.
 func BenchmarkGemmKernel(b *testing.B) {
 	for _, g := range gemmImpls() {
 		const k = 192
-		x := make([]float32, k*g.mr)
-		y := make([]float32, k*g.nr)
-		c := make([]float32, g.mr*g.nr)
 		b.Run(g.name, func(b *testing.B) {
-			for b.Loop() {
-				g.kernel(k, x, y, c, g.nr, g.mr, g.nr, false)
-			}
+			b.RunParallel(func(pb *testing.PB) {
+				x := make([]float32, k*g.mr)
+				y := make([]float32, k*g.nr)
+				c := make([]float32, g.mr*g.nr)
+				for pb.Next() {
+					g.kernel(k, x, y, c, g.nr, g.mr, g.nr, false)
+				}
+			})
 			gemmBenchReport(b, 2*float64(g.mr*g.nr*k))
 		})
 	}
