@@ -290,17 +290,35 @@ func vecBnGradX(dx, dy, x []float32, ka, kb, kd, m float32) bool {
 	return true
 }
 
-// vecMaxPool2Back runs the backward pass of whole 2x2 windows over the
-// first len(dy)&^3 outputs of a row (see maxPool2BackY) and reports how
-// many it did.
+// vecMaxPool2Back runs the backward pass of whole 2x2 windows over a row
+// (see maxPool2BackY) and reports how many outputs it did: all of them, or
+// none without AVX. The last one to three windows go through the kernel on
+// four-window copies (the padding windows' dx is dropped): the scalar loop's
+// data-dependent branches mispredicted about every other window, which made
+// those few windows cost as much as the rest of LeNet-5's narrow rows.
 func vecMaxPool2Back(dx0, dx1, x0, x1, dy []float32) int {
-	n := len(dy) &^ 3
-	if !gemmHasAVX2FMA || n == 0 {
+	m := len(dy)
+	if !gemmHasAVX2FMA || m == 0 {
 		return 0
 	}
-	_, _, _, _ = dx0[2*n-1], dx1[2*n-1], x0[2*n-1], x1[2*n-1]
-	maxPool2BackY(&dx0[0], &dx1[0], &x0[0], &x1[0], &dy[0], n)
-	return n
+	_, _, _, _ = dx0[2*m-1], dx1[2*m-1], x0[2*m-1], x1[2*m-1]
+	n := m &^ 3
+	if n > 0 {
+		maxPool2BackY(&dx0[0], &dx1[0], &x0[0], &x1[0], &dy[0], n)
+	}
+	if n < m {
+		var bx0, bx1, bdx0, bdx1 [8]float32
+		var bdy [4]float32
+		copy(bx0[:], x0[2*n:2*m])
+		copy(bx1[:], x1[2*n:2*m])
+		copy(bdx0[:], dx0[2*n:2*m])
+		copy(bdx1[:], dx1[2*n:2*m])
+		copy(bdy[:], dy[n:m])
+		maxPool2BackY(&bdx0[0], &bdx1[0], &bx0[0], &bx1[0], &bdy[0], 4)
+		copy(dx0[2*n:2*m], bdx0[:])
+		copy(dx1[2*n:2*m], bdx1[:])
+	}
+	return m
 }
 
 // Implemented in gemm_amd64.s.
