@@ -50,6 +50,78 @@ type Conv2DParams struct {
 	// im2col row is then the input plane shifted by a constant, with the
 	// padding columns zeroed.
 	unitSame bool
+	// direct, for unitSame geometries on CPUs with a direct kernel, lets
+	// the forward pass skip im2col (see fwdDirect). Nil otherwise.
+	direct *convDirect
+}
+
+// convDirect describes a unitSame convolution whose forward GEMM reads its
+// B operand straight from a zero-bordered copy of the input: output
+// position q of im2col row r is plane[q+offs[r]] when the tap's column is
+// inside the input, and 0 otherwise (the row's lane masks; rows above and
+// below the input read the border's zeros).
+type convDirect struct {
+	plane int      // floats per zero-bordered plane
+	front int      // zeros before a plane's first pixel: PadTop rows and PadLeft
+	offs  []int32  // per im2col row (c, kh, kw)
+	masks []uint32 // per sliver phase, per im2col row: lane i is output q0+i
+	phase []int32  // per convDirectWidth-column sliver of the output: its masks' start
+}
+
+// convDirectMaxMasks bounds the mask table of a direct convolution (one
+// uint32 per im2col row and sliver phase, and OW phases at most).
+const convDirectMaxMasks = 1 << 16
+
+// buildDirect sets p.direct when the geometry and the CPU allow it.
+func (p *Conv2DParams) buildDirect() {
+	p.direct = nil
+	w := convDirectWidth
+	if w == 0 || !p.unitSame || p.pointwise || p.depthwise {
+		return
+	}
+	P := p.oh * p.ow
+	// Distinct sliver phases (q0 mod OW): one for OW dividing 32, at most
+	// OW in general.
+	phaseOf := map[int]int{}
+	nsl := (P + w - 1) / w
+	for j := 0; j < nsl; j++ {
+		if _, ok := phaseOf[j*w%p.ow]; !ok {
+			phaseOf[j*w%p.ow] = len(phaseOf)
+		}
+	}
+	if len(phaseOf)*p.crs > convDirectMaxMasks {
+		return
+	}
+	d := &convDirect{
+		front: p.PadTop*p.W + p.PadLeft,
+		plane: (p.PadTop+p.H+p.PadBottom)*p.W + p.PadLeft + p.PadRight,
+		offs:  make([]int32, p.crs),
+		masks: make([]uint32, len(phaseOf)*p.crs),
+		phase: make([]int32, nsl),
+	}
+	if int64(p.cg)*int64(d.plane)+int64(w) > math.MaxInt32 {
+		return
+	}
+	khw := p.KH * p.KW
+	for r := range d.offs {
+		c, kh, kw := r/khw, r%khw/p.KW, r%p.KW
+		d.offs[r] = int32(c*d.plane + kh*p.DilationH*p.W + kw*p.DilationW)
+	}
+	for j := 0; j < nsl; j++ {
+		d.phase[j] = int32(phaseOf[j*w%p.ow] * p.crs)
+	}
+	for ph, idx := range phaseOf {
+		m := d.masks[idx*p.crs:][:p.crs]
+		for r := range m {
+			t := &p.taps[r]
+			for i := 0; i < w; i++ {
+				if col := (ph + i) % p.ow; int32(col) >= t.ow0 && int32(col) < t.ow1 {
+					m[r] |= 1 << i
+				}
+			}
+		}
+	}
+	p.direct = d
 }
 
 // convTap is what im2col needs about one row r = (c, kh, kw) of the im2col
@@ -131,6 +203,7 @@ func (p *Conv2DParams) Init() error {
 	if !p.pointwise && !p.depthwise {
 		p.buildTaps()
 	}
+	p.buildDirect()
 	p.dwRow3 = p.depthwise && p.KW == 3 && p.StrideW == 1 && p.DilationW == 1
 	p.tconv = p.transposed()
 	p.ok = true
@@ -176,6 +249,7 @@ func (p *Conv2DParams) transposed() *Conv2DParams {
 	t.cg, t.kg = t.C/t.Groups, t.K/t.Groups
 	t.crs = t.cg * t.KH * t.KW
 	t.buildTaps()
+	t.buildDirect()
 	t.ok = true
 	return t
 }
@@ -470,7 +544,7 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if p.pointwise {
 		convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, xg, P, 0, yg, P)
-	} else {
+	} else if par || !p.fwdDirect(gs, cs, xg, yg, wg) {
 		cs.colB = convColPanel{p: p, x: xg}
 		convGemmB(gs, par, false, p.kg, P, p.crs, wg, p.crs, &cs.colB, 0, yg, P)
 		cs.colB = convColPanel{}
@@ -496,6 +570,9 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if tp := p.tconv; tp != nil {
 		wtg := wt[g*p.cg*tp.crs:][:p.cg*tp.crs]
+		if !par && tp.fwdDirect(gs, cs, dyg, dxg, wtg) {
+			return
+		}
 		cs.colB = convColPanel{p: tp, x: dyg}
 		convGemmB(gs, par, false, p.cg, hw, tp.crs, wtg, tp.crs, &cs.colB, 0, dxg, hw)
 		cs.colB = convColPanel{}

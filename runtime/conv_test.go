@@ -69,6 +69,12 @@ func convCases() []convCase {
 		{"clip", 2, withEpi(convGeom(4, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}), clip)},
 		{"relu6_depthwise", 2, withEpi(convGeom(5, 6, 7, 10, 3, 3, 1, 1, 1, 1, 5, [4]int{1, 1, 1, 1}), relu6)},
 		{"relu_pointwise", 1, withEpi(convGeom(6, 5, 5, 7, 1, 1, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0}), relu)},
+		// Direct convolutions (fwdDirect, on AVX-512): output widths that
+		// do not divide the kernel's 32 columns (several mask phases, a
+		// partial last sliver), asymmetric and tall pads, dilation, k past
+		// one GEMM k block and output channels not a multiple of 8.
+		{"direct_phases_asympad", 2, convGeom(24, 5, 33, 20, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 2, 1, 0})},
+		{"direct_5x3_dilated_rows", 2, convGeom(4, 9, 12, 10, 5, 3, 1, 1, 2, 1, 1, [4]int{4, 1, 4, 1})},
 		// Large enough for several GEMM blocks and both parallel strategies.
 		{"gemm_blocks_batch4", 4, convGeom(16, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 		{"gemm_parallel_batch1", 1, convGeom(16, 20, 20, 64, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
@@ -496,4 +502,47 @@ func TestConv2DConcurrentCalls(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// TestConv2DDirectMatchesPacked runs each convolution that has a direct
+// form both ways: directly (fwdDirect) and with p.direct cleared (im2col
+// packed into the GEMM's panels). With k = C/groups*KH*KW inside one GEMM k
+// block both sum in the same order, so the outputs must be bit-identical;
+// beyond it the GEMM adds its k blocks' partial sums and may round
+// differently.
+func TestConv2DDirectMatchesPacked(t *testing.T) {
+	if convDirectWidth == 0 || gemmUse.kc == 0 {
+		t.Skip("no direct convolution kernel on this CPU or build")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	tried := 0
+	for _, tc := range convCases() {
+		p := tc.p
+		require.NoError(t, p.Init())
+		for _, q := range []*Conv2DParams{&p, p.tconv} {
+			if q == nil || q.direct == nil {
+				continue
+			}
+			tried++
+			n := max(tc.n, 2) // at least one item per worker: fwdDirect runs per sample
+			x := convRand(rng, n*q.C*q.H*q.W, 1)
+			w := convRand(rng, q.K*q.crs, 1)
+			b := convRand(rng, q.K, 1)
+			direct := make([]float32, n*q.K*q.oh*q.ow)
+			Conv2D(q, n, direct, x, w, b)
+			saved := q.direct
+			q.direct = nil
+			packed := make([]float32, len(direct))
+			Conv2D(q, n, packed, x, w, b)
+			q.direct = saved
+			if q.crs <= gemmUse.kc {
+				requireSameBits(t, packed, direct, "%s (C %d K %d)", tc.name, q.C, q.K)
+				continue
+			}
+			for i := range packed {
+				require.InDelta(t, packed[i], direct[i], 1e-4*(1+math.Abs(float64(packed[i]))), "%s [%d]", tc.name, i)
+			}
+		}
+	}
+	require.NotZero(t, tried, "no case has a direct form")
 }

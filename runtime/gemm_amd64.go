@@ -24,6 +24,11 @@ import "golang.org/x/sys/cpu"
 //   - gemmY, AVX2+FMA: the classic 6x16 tile, 12 ymm accumulators plus two
 //     B vectors and two broadcasts fill the 16 registers.
 //
+// gemmConvKernel8x32Z is gemmZ's tile for unit-stride convolutions that
+// keep the input's width: B comes straight from a zero-bordered copy of the
+// input, one offset and a lane mask per k step, instead of from a packed
+// im2col panel (Conv2DParams.fwdDirect).
+//
 // Both run the k loop unrolled four times with a one-step tail, so their
 // panels need no k padding (ku = 1), and both finish edge tiles with masked
 // loads and stores instead of a temporary. Both use the assembly packers for
@@ -328,6 +333,16 @@ func vecMaxPool2Back(dx0, dx1, x0, x1, dy []float32) int {
 //
 //go:noescape
 func gemmKernel8x32Z(k int, a, b, c *float32, ldc, mr, nr int, overwrite bool)
+
+// gemmConvKernel8x32Z is gemmKernel8x32Z for a convolution whose B operand
+// is read straight from a zero-bordered input (Conv2DParams.fwdDirect)
+// instead of a packed panel: k step p loads the 32 floats at b[offs[p]:],
+// lanes whose bit in masks[p] is clear read as 0. The loads may touch up to
+// 31 floats past the last column the tile stores (nr < 32); those lanes
+// are never stored.
+//
+//go:noescape
+func gemmConvKernel8x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
 
 // gemmKernel6x16Y is the AVX2+FMA kernel of gemmY.
 //

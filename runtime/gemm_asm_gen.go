@@ -33,6 +33,7 @@ func main() {
 	g.f("//go:build amd64 && !purego\n\n")
 	g.f("#include \"textflag.h\"\n\n")
 	kernelZ(g, 8, 2, 4)
+	convKernelZ(g, 8, 2, 4)
 	kernelY(g, 6, 2, 4)
 	packCopy(g)
 	packGather8(g)
@@ -55,7 +56,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY", "maxPool2BackY"} {
+	for _, name := range []string{"gemmKernel8x32Z", "gemmConvKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY", "maxPool2BackY"} {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
 		}
@@ -102,27 +103,43 @@ func prefetchC(g *gen, mr, nrBytes int) {
 func kernelZ(g *gen, mr, nv, u int) {
 	nr := 16 * nv
 	name := fmt.Sprintf("gemmKernel%dx%dZ", mr, nr)
-	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*nv+v) }
 	nacc := mr * nv
 	breg := func(v int) string { return fmt.Sprintf("Z%d", nacc+v) }
+	kernelPrologue(g, name, mr, nr)
+	prefetchC(g, mr, nr*4)
+	for i := 0; i < nacc; i++ {
+		g.in("VPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	// k step s: nv vectors of B at BX, the broadcasts of A at AX.
+	kLoopZ(g, name, mr, nv, u, func(s int) {
+		for v := 0; v < nv; v++ {
+			g.in("VMOVUPS %d(BX), %s", (s*nr+16*v)*4, breg(v))
+		}
+	}, func(steps int) {
+		g.in("ADDQ $%d, BX", steps*nr*4)
+	})
+	storeZ(g, name, mr, nv, 40)
+}
+
+// kLoopZ emits an AVX-512 kernel's k loop over CX steps, unrolled u times
+// with a 1-step tail, ending at label name_store: loadB(s) loads step s's B
+// vectors into the registers after the mr*nv accumulators, then mr
+// broadcasts of packed A (at AX) each feed nv FMAs; advanceB(steps) moves
+// B's pointers on by that many steps.
+func kLoopZ(g *gen, name string, mr, nv, u int, loadB func(s int), advanceB func(steps int)) {
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*nv+v) }
+	nacc := mr * nv
 	nb := 32 - nacc - nv // registers left for broadcasts
 	if nb < 2 {
 		panic("tile too large")
 	}
 	bc := func(i int) string { return fmt.Sprintf("Z%d", nacc+nv+i%nb) }
-	kernelPrologue(g, name, mr, nr)
-	prefetchC(g, mr, nr*4)
-	for i := 0; i < nacc; i++ {
-		g.in("VPXORD %s, %s, %s", fmt.Sprintf("Z%d", i), fmt.Sprintf("Z%d", i), fmt.Sprintf("Z%d", i))
-	}
 	step := func(s int) {
-		for v := 0; v < nv; v++ {
-			g.in("VMOVUPS %d(BX), %s", (s*nr+16*v)*4, breg(v))
-		}
+		loadB(s)
 		for i := 0; i < mr; i++ {
 			g.in("VBROADCASTSS %d(AX), %s", (s*mr+i)*4, bc(i))
 			for v := 0; v < nv; v++ {
-				g.in("VFMADD231PS %s, %s, %s", breg(v), bc(i), acc(i, v))
+				g.in("VFMADD231PS Z%d, %s, %s", nacc+v, bc(i), acc(i, v))
 			}
 		}
 	}
@@ -133,7 +150,7 @@ func kernelZ(g *gen, mr, nv, u int) {
 		step(s)
 	}
 	g.in("ADDQ $%d, AX", u*mr*4)
-	g.in("ADDQ $%d, BX", u*nr*4)
+	advanceB(u)
 	g.in("SUBQ $%d, CX", u)
 	g.in("CMPQ CX, $%d", u)
 	g.in("JGE %s_loop", name)
@@ -143,14 +160,22 @@ func kernelZ(g *gen, mr, nv, u int) {
 	g.label(name + "_tailloop")
 	step(0)
 	g.in("ADDQ $%d, AX", mr*4)
-	g.in("ADDQ $%d, BX", nr*4)
+	advanceB(1)
 	g.in("DECQ CX")
 	g.in("JNE %s_tailloop", name)
+}
 
+// storeZ emits the end of an AVX-512 kernel: the accumulators go into the
+// mr x (16*nv) tile of C at DI (row stride SI bytes), added to it or
+// overwriting it; the arguments mr, nr and overwrite are at argOff,
+// argOff+8 and argOff+16 in the frame.
+func storeZ(g *gen, name string, mr, nv, argOff int) {
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*nv+v) }
+	nr := 16 * nv
 	g.label(name + "_store")
-	g.in("MOVQ mr+40(FP), R8")
-	g.in("MOVQ nr+48(FP), R9")
-	g.in("MOVBQZX overwrite+56(FP), R10")
+	g.in("MOVQ mr+%d(FP), R8", argOff)
+	g.in("MOVQ nr+%d(FP), R9", argOff+8)
+	g.in("MOVBQZX overwrite+%d(FP), R10", argOff+16)
 	g.in("CMPQ R8, $%d", mr)
 	g.in("JNE %s_edge", name)
 	g.in("CMPQ R9, $%d", nr)
@@ -231,6 +256,53 @@ func kernelZ(g *gen, mr, nv, u int) {
 	g.in("VZEROUPPER")
 	g.in("RET")
 	g.f("\n")
+}
+
+// convKernelZ emits gemmConvKernel8x32Z: kernelZ's tile with B read
+// straight from a zero-bordered input plane instead of a packed panel. k
+// step p loads the 16*nv floats at b + 4*offs[p] bytes, lanes whose bit in
+// masks[p] is clear read as 0 (bits 16v..16v+15 for vector v). The k loop is
+// unrolled u times with a 1-step tail.
+//
+//	func(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+func convKernelZ(g *gen, mr, nv, u int) {
+	nr := 16 * nv
+	if nv != 2 {
+		panic("convKernelZ: the masks hold two 16-lane halves")
+	}
+	name := fmt.Sprintf("gemmConvKernel%dx%dZ", mr, nr)
+	nacc := mr * nv
+	breg := func(v int) string { return fmt.Sprintf("Z%d", nacc+v) }
+	g.f("// func %s(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)\n", name)
+	g.f("//\n// See gemmConvKernel8x32Z in gemm_amd64.go.\n")
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-73\n", name)
+	g.in("MOVQ k+0(FP), CX")
+	g.in("MOVQ a+8(FP), AX")
+	g.in("MOVQ b+16(FP), BX")
+	g.in("MOVQ offs+24(FP), DX")
+	g.in("MOVQ masks+32(FP), R13")
+	g.in("MOVQ c+40(FP), DI")
+	g.in("MOVQ ldc+48(FP), SI")
+	g.in("SHLQ $2, SI")
+	prefetchC(g, mr, nr*4)
+	for i := 0; i < nacc; i++ {
+		g.in("VPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	// k step s: B's offset and lane masks from DX and R13, then nv masked
+	// loads at BX plus the offset.
+	kLoopZ(g, name, mr, nv, u, func(s int) {
+		g.in("MOVLQSX %d(DX), R12", 4*s)
+		g.in("MOVL %d(R13), R9", 4*s)
+		g.in("KMOVW R9, K1")
+		g.in("SHRL $16, R9")
+		g.in("KMOVW R9, K2")
+		g.in("VMOVUPS.Z (BX)(R12*4), K1, %s", breg(0))
+		g.in("VMOVUPS.Z 64(BX)(R12*4), K2, %s", breg(1))
+	}, func(steps int) {
+		g.in("ADDQ $%d, DX", steps*4)
+		g.in("ADDQ $%d, R13", steps*4)
+	})
+	storeZ(g, name, mr, nv, 56)
 }
 
 // kernelY emits the AVX2+FMA kernel: an mr x (8*nv) tile in mr*nv ymm
