@@ -544,7 +544,7 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if p.pointwise {
 		convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, xg, P, 0, yg, P)
-	} else if par || !p.fwdDirect(gs, cs, xg, yg, wg) {
+	} else if !p.fwdDirect(gs, cs, par, xg, yg, wg) {
 		cs.colB = convColPanel{p: p, x: xg}
 		convGemmB(gs, par, false, p.kg, P, p.crs, wg, p.crs, &cs.colB, 0, yg, P)
 		cs.colB = convColPanel{}
@@ -570,7 +570,7 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if tp := p.tconv; tp != nil {
 		wtg := wt[g*p.cg*tp.crs:][:p.cg*tp.crs]
-		if !par && tp.fwdDirect(gs, cs, dyg, dxg, wtg) {
+		if tp.fwdDirect(gs, cs, par, dyg, dxg, wtg) {
 			return
 		}
 		cs.colB = convColPanel{p: tp, x: dyg}

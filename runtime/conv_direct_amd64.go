@@ -14,10 +14,11 @@ var convDirectWidth = func() int {
 // fwdDirect computes y = W · im2col(x) for one group of one sample with
 // gemmConvKernel8x32Z, which reads im2col's entries straight from a
 // zero-bordered copy of x: nothing is packed but the filters, and the copy
-// is a ninth of the im2col matrix for a 3x3 kernel. It reports false, having
-// done nothing, when p has no direct form or Sgemm is not running the
+// is a ninth of the im2col matrix for a 3x3 kernel. With par, the output's
+// column slivers are spread over the pool (batch 1). It reports false,
+// having done nothing, when p has no direct form or Sgemm is not running the
 // AVX-512 kernels (the tests swap implementations).
-func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, x, y, w []float32) bool {
+func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32) bool {
 	d := p.direct
 	if d == nil || gemmUse != gemmZ {
 		return false
@@ -37,13 +38,42 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, x, y, w []flo
 		clear(pl[d.front+H*W:])
 	}
 	clear(xp[p.cg*d.plane:])
-	_ = y[(p.kg-1)*P+P-1]
-	for j, q0 := 0, 0; q0 < P; j, q0 = j+1, q0+nr {
+	y = y[:p.kg*P]
+	nsl := (P + nr - 1) / nr
+	if !par {
+		p.directSlivers(gs.a, xp, y, 0, nsl)
+		return true
+	}
+	t := convDirectTasks.get()
+	t.p, t.a, t.xp, t.y = p, gs.a, xp, y
+	ParallelFor(nsl, max(1, gemmParallelMin/(p.kg*crs*nr)), t)
+	*t = convDirectTask{}
+	convDirectTasks.put(t)
+	return true
+}
+
+// directSlivers runs the kernel over output column slivers j0..j1-1: ap is
+// the packed filters, xp the zero-bordered input, y the group's output.
+func (p *Conv2DParams) directSlivers(ap, xp, y []float32, j0, j1 int) {
+	const mr, nr = 8, 32
+	d, P, crs := p.direct, p.oh*p.ow, p.crs
+	for j := j0; j < j1; j++ {
+		q0 := j * nr
 		m := d.masks[d.phase[j]:][:crs]
 		cols := min(nr, P-q0)
 		for i := 0; i < p.kg; i += mr {
-			gemmConvKernel8x32Z(crs, &gs.a[i*crs], &xp[q0], &d.offs[0], &m[0], &y[i*P+q0], P, min(mr, p.kg-i), cols, true)
+			gemmConvKernel8x32Z(crs, &ap[i*crs], &xp[q0], &d.offs[0], &m[0], &y[i*P+q0], P, min(mr, p.kg-i), cols, true)
 		}
 	}
-	return true
 }
+
+// convDirectTask spreads one fwdDirect's slivers over the pool.
+type convDirectTask struct {
+	p        *Conv2DParams
+	a, xp, y []float32
+}
+
+var convDirectTasks gemmFreeList[convDirectTask]
+
+// Run implements Task.
+func (t *convDirectTask) Run(lo, hi int) { t.p.directSlivers(t.a, t.xp, t.y, lo, hi) }

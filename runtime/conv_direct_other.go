@@ -6,6 +6,6 @@ package runtime
 const convDirectWidth = 0
 
 // fwdDirect reports false: this build has no direct-convolution kernel.
-func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, x, y, w []float32) bool {
+func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32) bool {
 	return false
 }

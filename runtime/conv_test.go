@@ -524,25 +524,34 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 				continue
 			}
 			tried++
-			n := max(tc.n, 2) // at least one item per worker: fwdDirect runs per sample
-			x := convRand(rng, n*q.C*q.H*q.W, 1)
-			w := convRand(rng, q.K*q.crs, 1)
-			b := convRand(rng, q.K, 1)
-			direct := make([]float32, n*q.K*q.oh*q.ow)
-			Conv2D(q, n, direct, x, w, b)
-			saved := q.direct
-			q.direct = nil
-			packed := make([]float32, len(direct))
-			Conv2D(q, n, packed, x, w, b)
-			q.direct = saved
-			if q.crs <= gemmUse.kc {
-				requireSameBits(t, packed, direct, "%s (C %d K %d)", tc.name, q.C, q.K)
-				continue
-			}
-			for i := range packed {
-				require.InDelta(t, packed[i], direct[i], 1e-4*(1+math.Abs(float64(packed[i]))), "%s [%d]", tc.name, i)
+			// Batch 1 spreads one sample's slivers over the pool; batch 2
+			// gives each worker whole samples.
+			for _, n := range []int{1, 2} {
+				convDirectVsPacked(t, rng, tc.name, q, n)
 			}
 		}
 	}
 	require.NotZero(t, tried, "no case has a direct form")
+}
+
+// convDirectVsPacked runs q forward on random data at batch n directly and
+// packed and checks the two agree (bit for bit when one k block holds k).
+func convDirectVsPacked(t *testing.T, rng *rand.Rand, name string, q *Conv2DParams, n int) {
+	x := convRand(rng, n*q.C*q.H*q.W, 1)
+	w := convRand(rng, q.K*q.crs, 1)
+	b := convRand(rng, q.K, 1)
+	direct := make([]float32, n*q.K*q.oh*q.ow)
+	Conv2D(q, n, direct, x, w, b)
+	saved := q.direct
+	q.direct = nil
+	packed := make([]float32, len(direct))
+	Conv2D(q, n, packed, x, w, b)
+	q.direct = saved
+	if q.crs <= gemmUse.kc {
+		requireSameBits(t, packed, direct, "%s (C %d K %d, batch %d)", name, q.C, q.K, n)
+		return
+	}
+	for i := range packed {
+		require.InDelta(t, packed[i], direct[i], 1e-4*(1+math.Abs(float64(packed[i]))), "%s batch %d [%d]", name, n, i)
+	}
 }
