@@ -464,6 +464,7 @@ type convScratch struct {
 	acc   []float64
 	colB  convColPanel
 	colTB convColTPanel
+	dirT  convDirectTPanel
 }
 
 var (
@@ -593,6 +594,9 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 // matrix built and transposed into the GEMM's packed panels a sliver at a
 // time (convColTPanel).
 func (p *Conv2DParams) gradFilterChunk(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) {
+	if p.gradFilterDirect(gs, cs, par, n0, n1, dst, x, dy) {
+		return
+	}
 	hw, P := p.H*p.W, p.oh*p.ow
 	for ni := n0; ni < n1; ni++ {
 		beta := float32(1)

@@ -24,20 +24,10 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 		return false
 	}
 	const mr, nr = 8, 32
-	H, W, P, crs := p.H, p.W, p.oh*p.ow, p.crs
+	P, crs := p.oh*p.ow, p.crs
 	gs.a = gemmGrow(gs.a, gemmRoundUp(p.kg, mr)*crs)
 	gemmZ.packA(gs.a, false, w, crs, 0, 0, p.kg, crs, crs, 1)
-	// The kernel's loads run up to nr-1 floats past the last plane.
-	n := p.cg*d.plane + nr
-	cs.pad = gemmGrow(cs.pad, n)
-	xp := cs.pad[:n]
-	for c := 0; c < p.cg; c++ {
-		pl := xp[c*d.plane:][:d.plane]
-		clear(pl[:d.front])
-		copy(pl[d.front:], x[c*H*W:][:H*W])
-		clear(pl[d.front+H*W:])
-	}
-	clear(xp[p.cg*d.plane:])
+	xp := p.padInput(cs, x)
 	y = y[:p.kg*P]
 	nsl := (P + nr - 1) / nr
 	if !par {
@@ -77,3 +67,101 @@ var convDirectTasks gemmFreeList[convDirectTask]
 
 // Run implements Task.
 func (t *convDirectTask) Run(lo, hi int) { t.p.directSlivers(t.a, t.xp, t.y, lo, hi) }
+
+// padInput copies the group's input planes x into cs.pad with the zero
+// borders of p.direct, plus 32 floats of slack at the end (the direct
+// kernel's loads run up to 31 floats past the last plane), and returns the
+// copy.
+func (p *Conv2DParams) padInput(cs *convScratch, x []float32) []float32 {
+	d, H, W := p.direct, p.H, p.W
+	n := p.cg*d.plane + 32
+	cs.pad = gemmGrow(cs.pad, n)
+	xp := cs.pad[:n]
+	for c := 0; c < p.cg; c++ {
+		pl := xp[c*d.plane:][:d.plane]
+		clear(pl[:d.front])
+		copy(pl[d.front:], x[c*H*W:][:H*W])
+		clear(pl[d.front+H*W:])
+	}
+	clear(xp[p.cg*d.plane:])
+	return xp
+}
+
+// gradFilterDirect is gradFilterChunk for a convolution with a direct form,
+// one group and a multiple of 8 input channels: dW = Σ dy · im2col(x)ᵀ
+// with the im2col matrix's columns taken tap-major, (kh, kw, c) instead of
+// (c, kh, kw), so that every 8 consecutive columns are one tap of 8
+// channels: rows of the zero-bordered input a plane apart, which the
+// gather packer transposes straight into the GEMM's panels
+// (convDirectTPanel) with no im2col buffer. The sum, in that column order,
+// goes to cs.col and is permuted into dst at the end. It reports false,
+// having done nothing, when it does not apply.
+func (p *Conv2DParams) gradFilterDirect(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) bool {
+	if p.direct == nil || gemmUse != gemmZ || p.Groups != 1 || p.cg%8 != 0 {
+		return false
+	}
+	hw, P, crs, khw := p.H*p.W, p.oh*p.ow, p.crs, p.KH*p.KW
+	cs.col = gemmGrow(cs.col, p.K*crs)
+	dwt := cs.col[:p.K*crs]
+	for ni := n0; ni < n1; ni++ {
+		beta := float32(1)
+		if ni == n0 {
+			beta = 0
+		}
+		cs.dirT = convDirectTPanel{p: p, xp: p.padInput(cs, x[ni*p.C*hw:][:p.C*hw])}
+		convGemmB(gs, par, false, p.K, crs, P, dy[ni*p.K*P:][:p.K*P], P, &cs.dirT, beta, dwt, crs)
+		cs.dirT = convDirectTPanel{}
+	}
+	for k := 0; k < p.K; k++ {
+		src, out := dwt[k*crs:][:crs], dst[k*crs:][:crs]
+		for t := 0; t < khw; t++ {
+			for c, v := range src[t*p.cg : (t+1)*p.cg] {
+				out[c*khw+t] = v
+			}
+		}
+	}
+	return true
+}
+
+// convDirectTPanel is the transposed im2col matrix with tap-major columns
+// (see gradFilterDirect), packed from the zero-bordered input xp: column
+// (t, c) at k step q is xp[c*plane + q + offs[t]], or 0 where tap t's
+// column falls outside the input.
+type convDirectTPanel struct {
+	p  *Conv2DParams
+	xp []float32
+}
+
+func (b *convDirectTPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc int) {
+	p, d := b.p, b.p.direct
+	w, cg, OW := g.nr, p.cg, p.ow
+	for j0 := 0; j0 < nc; j0 += w {
+		sl := s.b[j0*kcp:][:kcp*w]
+		lanes := min(w, nc-j0)
+		if lanes < w {
+			clear(sl[:kc*w])
+		}
+		for i := 0; i < lanes; i += 8 {
+			col := jc + j0 + i
+			t, c := col/cg, col%cg
+			tap := &p.taps[c*p.KH*p.KW+t]
+			gemmPackGather8Y(&sl[i], w, &b.xp[c*d.plane+int(d.offs[t])+pc], d.plane, kc, 1)
+			// The padding columns read the neighbouring row's pixels.
+			for j := 0; j < OW; j++ {
+				if j == int(tap.ow0) {
+					j = int(tap.ow1)
+					if j == OW {
+						break
+					}
+				}
+				q := pc - pc%OW + j
+				if q < pc {
+					q += OW
+				}
+				for ; q < pc+kc; q += OW {
+					clear(sl[(q-pc)*w+i:][:8])
+				}
+			}
+		}
+	}
+}

@@ -9,3 +9,11 @@ const convDirectWidth = 0
 func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32) bool {
 	return false
 }
+
+// gradFilterDirect reports false: this build has no direct convolutions.
+func (p *Conv2DParams) gradFilterDirect(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) bool {
+	return false
+}
+
+// convDirectTPanel is empty: this build has no direct convolutions.
+type convDirectTPanel struct{}
