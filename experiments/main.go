@@ -69,8 +69,14 @@ func sweeps(quick bool) []sweep {
 		// 88.9/92.9/94.6/92.9/9.4%.
 		{name: "mnist_lenet5", recipe: lenet, dense: "lenet5", widths: widthNames("lenet5"), methods: []string{"dense", "smh", "hash", "width"},
 			factorLR: map[string]float64{"smh": 0.2, "hash": 2}},
+		// SMH's pool rate on Fashion-MNIST from runs of go run
+		// ./examples/train -model resnet20_fmnist_bn -data fashion
+		// -fraction 0.25 -epochs 4 -batch 128 -lr 0.1 -wd 5e-4 -warmup 200
+		// -crop 2 -flip -factor-lr F (all 60,000 images, seed 1): F =
+		// 0.1/0.2/0.4/0.8/1.6 gave 89.93/90.62/91.15/91.97/91.85% (dense:
+		// 92.44%). Hashing keeps 10x its MNIST-tuned ratio, untuned here.
 		{name: "fashion_resnet20", recipe: resnet, dense: "resnet20_fmnist_bn", widths: widthNames("resnet20_fmnist_bn"), methods: []string{"dense", "smh", "hash", "width"},
-			factorLR: map[string]float64{"smh": 0.4, "hash": 4}},
+			factorLR: map[string]float64{"smh": 0.8, "hash": 4}},
 	}
 }
 
