@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// convBenchShapes are CIFAR ResNet-20's convolutions (batch 64) plus one
-// MobileNet-style depthwise layer.
+// convBenchShapes are CIFAR ResNet-20's convolutions (batch 64), two wider
+// layers of the kind ImageNet ResNets have, and one MobileNet-style
+// depthwise layer.
 var convBenchShapes = []struct {
 	name string
 	p    Conv2DParams
@@ -19,6 +20,8 @@ var convBenchShapes = []struct {
 	{"64to64_3x3_8", convGeom(64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 	{"16to32_1x1_s2_32", convGeom(16, 32, 32, 32, 1, 1, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
 	{"32to64_1x1_s2_16", convGeom(32, 16, 16, 64, 1, 1, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
+	{"128to128_3x3_16", convGeom(128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+	{"256to256_3x3_8", convGeom(256, 8, 8, 256, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 	{"dw96_3x3_16", convGeom(96, 16, 16, 96, 3, 3, 1, 1, 1, 1, 96, [4]int{1, 1, 1, 1})},
 }
 
@@ -42,6 +45,27 @@ func BenchmarkConv2D(b *testing.B) {
 			}
 			gemmBenchReport(b, flops)
 		})
+		if p.direct != nil {
+			// The same convolution through im2col panels, for comparison
+			// with the direct kernel (fwdDirect, gradFilterDirect).
+			for _, pass := range []string{"fwd", "gradinput", "gradfilter"} {
+				b.Run(s.name+"/"+pass+"-packed", func(b *testing.B) {
+					convWithoutDirect(&p, func() {
+						for b.Loop() {
+							switch pass {
+							case "fwd":
+								Conv2D(&p, n, y, x, w, bias)
+							case "gradinput":
+								Conv2DGradInput(&p, n, dx, y, w)
+							default:
+								Conv2DGradFilter(&p, n, dw, x, y)
+							}
+						}
+					})
+					gemmBenchReport(b, flops)
+				})
+			}
+		}
 		b.Run(s.name+"/gradinput", func(b *testing.B) {
 			for b.Loop() {
 				Conv2DGradInput(&p, n, dx, y, w)
@@ -55,4 +79,18 @@ func BenchmarkConv2D(b *testing.B) {
 			gemmBenchReport(b, flops)
 		})
 	}
+}
+
+// convWithoutDirect runs f with p's direct forms (its own and its
+// transposed convolution's) switched off.
+func convWithoutDirect(p *Conv2DParams, f func()) {
+	d := p.direct
+	p.direct = nil
+	defer func() { p.direct = d }()
+	if t := p.tconv; t != nil {
+		td := t.direct
+		t.direct = nil
+		defer func() { t.direct = td }()
+	}
+	f()
 }
