@@ -48,9 +48,22 @@ func writeSweep(dir, name, args string, methods []string, results []*train.Resul
 		seconds += r.Seconds
 	}
 	rc := results[0].Spec
+	// The pool learning rate of each compressed method, in method order.
+	var pools []string
+	seen := map[string]bool{}
+	for i, m := range methods {
+		if (m == "smh" || m == "hash") && !seen[m] {
+			seen[m] = true
+			pools = append(pools, fmt.Sprintf("%s %g", methodNames[m], results[i].Spec.FactorLR))
+		}
+	}
+	pool := ""
+	if len(pools) > 0 {
+		pool = " (pool: " + strings.Join(pools, ", ") + ")"
+	}
 	fmt.Fprintf(&md, "`go run ./experiments %s` (%d runs, %.0f minutes of training and evaluation on this machine).\n", args, len(results), seconds/60)
-	fmt.Fprintf(&md, "Recipe: %s, %d epochs on %s training images, batch %d, SGD lr %g (pool: per method) momentum %g%s, weight decay %g, %d warm-up steps then cosine, random crop ±%d px%s, seed %d; accuracy on %s test images.\n\n",
-		rc.Data, rc.Epochs, countOrAll(rc.Subset), rc.Batch, rc.LR, rc.Momentum, map[bool]string{true: " (Nesterov)"}[rc.Nesterov], rc.WeightDecay, rc.Warmup, rc.Crop, map[bool]string{true: ", horizontal flips"}[rc.Flip], rc.Seed, countOrAll(rc.TestSubset))
+	fmt.Fprintf(&md, "Recipe: %s, %d epochs on %s training images, batch %d, SGD lr %g%s momentum %g%s, weight decay %g, %d warm-up steps then cosine, random crop ±%d px%s, seed %d; accuracy on %s test images.\n\n",
+		rc.Data, rc.Epochs, countOrAll(rc.Subset), rc.Batch, rc.LR, pool, rc.Momentum, map[bool]string{true: " (Nesterov)"}[rc.Nesterov], rc.WeightDecay, rc.Warmup, rc.Crop, map[bool]string{true: ", horizontal flips"}[rc.Flip], rc.Seed, countOrAll(rc.TestSubset))
 	fmt.Fprintf(&md, "| method | model | fraction | trainable | accuracy | Δ vs dense |\n|---|---|---:|---:|---:|---:|\n")
 	for i, r := range results {
 		frac := ""
