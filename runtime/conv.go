@@ -43,8 +43,10 @@ type Conv2DParams struct {
 	// k = K/Groups*KH*KW instead of K/Groups (far better use of the
 	// kernel) and nothing is scattered back. Nil when it does not apply.
 	tconv *Conv2DParams
-	// taps describes each row (c, kh, kw) of a group's im2col matrix, so
-	// that building a row costs no divisions (see convTap).
+	// taps describes each kernel tap (kh, kw), for the rows (c, kh, kw) of
+	// a group's im2col matrix, so that building a row costs one division
+	// instead of five (see convTap); per tap rather than per row, because
+	// fused SMH inference promises to hold little beyond the weights.
 	taps []convTap
 	// unitSame is unit strides with the output as wide as the input: an
 	// im2col row is then the input plane shifted by a constant, with the
@@ -113,7 +115,7 @@ func (p *Conv2DParams) buildDirect() {
 	for ph, idx := range phaseOf {
 		m := d.masks[idx*p.crs:][:p.crs]
 		for r := range m {
-			t := &p.taps[r]
+			_, t := p.tap(r)
 			for i := 0; i < w; i++ {
 				if col := (ph + i) % p.ow; int32(col) >= t.ow0 && int32(col) < t.ow1 {
 					m[r] |= 1 << i
@@ -124,14 +126,12 @@ func (p *Conv2DParams) buildDirect() {
 	p.direct = d
 }
 
-// convTap is what im2col needs about one row r = (c, kh, kw) of the im2col
-// matrix: where its input plane starts, the shift from output position to
-// input pixel, and the output rows [oh0, oh1) and columns [ow0, ow1) whose
-// input pixel lies inside the input (the rest read padding). With
-// unitSame, output position q reads plane[q+shift] for q in [qa, qb)
-// outside the padding columns, and 0 elsewhere.
+// convTap is what im2col needs about one kernel tap (kh, kw): the shift
+// from output position to input pixel, and the output rows [oh0, oh1) and
+// columns [ow0, ow1) whose input pixel lies inside the input (the rest read
+// padding). With unitSame, output position q reads plane[q+shift] for q in
+// [qa, qb) outside the padding columns, and 0 elsewhere.
 type convTap struct {
-	x                  int32
 	offH, offW         int32
 	oh0, oh1, ow0, ow1 int32
 	shift, qa, qb      int32
@@ -140,16 +140,15 @@ type convTap struct {
 // buildTaps fills p.taps from the geometry (Init and transposed).
 func (p *Conv2DParams) buildTaps() {
 	p.unitSame = p.StrideH == 1 && p.StrideW == 1 && p.W == p.ow
-	p.taps = make([]convTap, p.crs)
+	p.taps = make([]convTap, p.KH*p.KW)
 	for r := range p.taps {
-		khw := p.KH * p.KW
-		c, kh, kw := r/khw, r%khw/p.KW, r%p.KW
+		kh, kw := r/p.KW, r%p.KW
 		offH := kh*p.DilationH - p.PadTop
 		offW := kw*p.DilationW - p.PadLeft
 		oh0, oh1 := convSpan(offH, p.StrideH, p.H, p.oh)
 		ow0, ow1 := convSpan(offW, p.StrideW, p.W, p.ow)
 		t := convTap{
-			x: int32(c * p.H * p.W), offH: int32(offH), offW: int32(offW),
+			offH: int32(offH), offW: int32(offW),
 			oh0: int32(oh0), oh1: int32(oh1), ow0: int32(ow0), ow1: int32(ow1),
 			shift: int32(offH*p.W + offW),
 		}
@@ -158,6 +157,13 @@ func (p *Conv2DParams) buildTaps() {
 		}
 		p.taps[r] = t
 	}
+}
+
+// tap returns im2col row r's input channel (within the group) and tap.
+func (p *Conv2DParams) tap(r int) (c int, t *convTap) {
+	khw := len(p.taps)
+	c = r / khw
+	return c, &p.taps[r-c*khw]
 }
 
 // Init validates the geometry and derives the output size.
@@ -695,7 +701,7 @@ func (b *convColPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc in
 // twice: with the 16 to 64 output channels of CIFAR-style networks, the
 // packing costs about as much as the multiply-adds.
 func (p *Conv2DParams) packTapSame(g *gemmImpl, dst, x []float32, r, jc, nc, kcp int) {
-	t := &p.taps[r]
+	c, t := p.tap(r)
 	w := g.nr
 	ss := w * kcp
 	end := (nc + w - 1) / w * w
@@ -706,7 +712,7 @@ func (p *Conv2DParams) packTapSame(g *gemmImpl, dst, x []float32, r, jc, nc, kcp
 		return
 	}
 	// xs[u-ua] is the input pixel of entry jc+u, for u in [ua, ub).
-	xs := x[int(t.x)+jc+int(t.shift)+ua:]
+	xs := x[c*p.H*p.W+jc+int(t.shift)+ua:]
 	packZero(dst, w, ss, 0, ua)
 	u := ua
 	if rem := u % w; rem != 0 {
@@ -796,10 +802,10 @@ func (b *convColTPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, nc i
 // im2col matrix of x (one group of one sample) into d: entry q is the input
 // pixel tap (kh, kw) sees at output position q, or 0 in the padding.
 func (p *Conv2DParams) im2colSeg(d, x []float32, r, q0 int) {
-	t := &p.taps[r]
+	c, t := p.tap(r)
 	H, W, OW := p.H, p.W, p.ow
 	sh, sw := p.StrideH, p.StrideW
-	xc := x[int(t.x):][:H*W]
+	xc := x[c*H*W:][:H*W]
 	offH, offW := int(t.offH), int(t.offW)
 	oh0, oh1, ow0, ow1 := int(t.oh0), int(t.oh1), int(t.ow0), int(t.ow1)
 	q1 := q0 + len(d)

@@ -144,7 +144,7 @@ func (b *convDirectTPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, n
 		for i := 0; i < lanes; i += 8 {
 			col := jc + j0 + i
 			t, c := col/cg, col%cg
-			tap := &p.taps[c*p.KH*p.KW+t]
+			tap := &p.taps[t]
 			gemmPackGather8Y(&sl[i], w, &b.xp[c*d.plane+int(d.offs[t])+pc], d.plane, kc, 1)
 			// The padding columns read the neighbouring row's pixels.
 			for j := 0; j < OW; j++ {
