@@ -735,7 +735,19 @@ func (p *Conv2DParams) packTapSame(g *gemmImpl, dst, x []float32, r, jc, nc, kcp
 	if ow0 == 0 && ow1 == OW {
 		return
 	}
-	qa, qb := jc+ua, jc+ub
+	if w&(w-1) != 0 {
+		panic("runtime: packTapSame needs a power-of-two sliver width")
+	}
+	// Entry u sits at dst[u>>sh*ss + u&(w-1)]: every implementation's
+	// width is a power of two, so no divisions.
+	zeroPadColumns(dst, bits.TrailingZeros(uint(w)), w-1, ss, jc, jc+ua, jc+ub, ow0, ow1, OW)
+}
+
+// zeroPadColumns zeroes the entries q in [qa, qb) whose output column
+// q%OW lies outside [ow0, ow1) (a tap's padding columns, which a shifted
+// copy of the input filled with the neighbouring row's pixels), one strided
+// pass per column. Entry q sits at dst[u>>sh*ss + u&mask] with u = q-q0.
+func zeroPadColumns(dst []float32, sh, mask, ss, q0, qa, qb, ow0, ow1, OW int) {
 	row := qa - qa%OW
 	for j := 0; j < OW; j++ {
 		if j == ow0 {
@@ -748,19 +760,9 @@ func (p *Conv2DParams) packTapSame(g *gemmImpl, dst, x []float32, r, jc, nc, kcp
 		if q < qa {
 			q += OW
 		}
-		if w&(w-1) == 0 {
-			// Every implementation's width is a power of two: no
-			// divisions in the loop.
-			sh := bits.TrailingZeros(uint(w))
-			for ; q < qb; q += OW {
-				u := q - jc
-				dst[u>>sh*ss+u&(w-1)] = 0
-			}
-			continue
-		}
 		for ; q < qb; q += OW {
-			u := q - jc
-			dst[u/w*ss+u%w] = 0
+			u := q - q0
+			dst[u>>sh*ss+u&mask] = 0
 		}
 	}
 }
@@ -824,22 +826,8 @@ func (p *Conv2DParams) im2colSeg(d, x []float32, r, q0 int) {
 		copy(d[qa-q0:qb-q0], xc[qa+int(t.shift):])
 		clear(d[qb-q0:])
 		if ow0 > 0 || ow1 < OW {
-			row := qa - qa%OW
-			for j := 0; j < OW; j++ {
-				if j == ow0 {
-					j = ow1
-					if j == OW {
-						break
-					}
-				}
-				q := row + j
-				if q < qa {
-					q += OW
-				}
-				for ; q < qb; q += OW {
-					d[q-q0] = 0
-				}
-			}
+			// d is a single "sliver" holding every entry: u>>63 is 0.
+			zeroPadColumns(d, 63, -1, 0, q0, qa, qb, ow0, ow1, OW)
 		}
 		return
 	}
