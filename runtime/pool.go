@@ -3,6 +3,8 @@ package runtime
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Task is a unit of data-parallel work: Run processes the items [lo, hi).
@@ -23,8 +25,18 @@ type workerPool struct {
 	busy sync.Mutex
 	jobs chan poolJob
 	wg   sync.WaitGroup
+	left atomic.Int32 // chunks handed to helpers and not yet finished
 	n    int
 }
+
+// poolSpin is how long an idle helper keeps polling for its next chunk, and
+// a caller for its helpers' chunks, before blocking. A blocked goroutine
+// takes 15-20 µs to wake on this machine (a futex wake-up in a VM), which
+// BenchmarkParallelForAfterSerialWork measures; a model's kernels call
+// ParallelFor every few to few hundred microseconds, so without the spin
+// every call would pay that. OpenMP runtimes spin for the same reason
+// (for far longer by default).
+const poolSpin = 100 * time.Microsecond
 
 type poolJob struct {
 	t      Task
@@ -42,9 +54,13 @@ func (p *workerPool) start() {
 	// The caller's goroutine works too, so n-1 helpers suffice.
 	for i := 1; i < p.n; i++ {
 		go func() {
-			for j := range p.jobs {
+			for {
+				j := p.take()
 				j.t.Run(j.lo, j.hi)
+				// Done before the count falls, so that a caller that sees
+				// zero finds the WaitGroup already released.
 				p.wg.Done()
+				p.left.Add(-1)
 			}
 		}()
 	}
@@ -79,9 +95,46 @@ func ParallelFor(n, grain int, t Task) {
 	}
 	defer pool.busy.Unlock()
 	pool.wg.Add(chunks - 1)
+	pool.left.Add(int32(chunks - 1))
 	for c := 1; c < chunks; c++ {
 		pool.jobs <- poolJob{t: t, lo: c * n / chunks, hi: (c + 1) * n / chunks}
 	}
 	t.Run(0, n/chunks)
-	pool.wg.Wait()
+	pool.await()
+}
+
+// take returns the next chunk for a helper, polling for up to poolSpin
+// before it blocks.
+func (p *workerPool) take() poolJob {
+	var start time.Time
+	for i := 0; ; i++ {
+		select {
+		case j := <-p.jobs:
+			return j
+		default:
+		}
+		if i%32 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > poolSpin {
+				return <-p.jobs
+			}
+			// Let any other goroutine have this P while we wait.
+			runtime.Gosched()
+		}
+	}
+}
+
+// await returns when every chunk handed to a helper has finished, polling
+// for up to poolSpin before it blocks.
+func (p *workerPool) await() {
+	if p.left.Load() != 0 {
+		start := time.Now()
+		for i := 1; p.left.Load() != 0; i++ {
+			if i%32 == 0 && time.Since(start) > poolSpin {
+				break
+			}
+		}
+	}
+	p.wg.Wait()
 }
