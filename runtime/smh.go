@@ -119,9 +119,8 @@ func smhSpan(d, off, end int) (head, fa, fb, tail int) {
 }
 
 // SMHReconstruct writes the tensor w[:Count] = s · vec(P)[Off:Off+Count]
-// with P = L·R: one Sgemm for the rows the tensor covers in full, one for
-// a partial first and one for a partial last row. The result does not depend on
-// the number of workers.
+// with P = L·R, as one product over the band of rows the tensor touches
+// (smhBandTask). The result does not depend on the number of workers.
 func SMHReconstruct(p *SMHParams, w, l, r []float32, s float32) {
 	p.check("SMHReconstruct", l, r, p.Off, p.Count)
 	if len(w) < p.Count {
@@ -150,24 +149,118 @@ func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
 	if len(dst) == 0 {
 		return
 	}
+	if s == 0 { // as Sgemm with alpha 0: zeros, even where P is not finite
+		clear(dst)
+		return
+	}
 	d, rank := p.D, p.Rank
-	end := off + len(dst)
-	head, fa, fb, tail := smhSpan(d, off, end)
-	// Partial rows go through Sgemm too, so that a cell of P has the same
-	// bits whichever tensor or band reconstructs it.
-	row := func(i int) {
-		c0, c1 := smhCols(i, d, off, end)
-		base := i*d - off
-		Sgemm(false, false, 1, c1-c0, rank, s, l[i*rank:], rank, r[c0:], d, 0, dst[base+c0:], c1-c0)
+	g := gemmUse
+	h := off / d
+	m := (off+len(dst)-1)/d - h + 1
+	// A range within one row needs only its own columns.
+	j0, j1 := 0, d
+	if m == 1 {
+		j0, j1 = off-h*d, off-h*d+len(dst)
 	}
-	if head >= 0 {
-		row(head)
+	t := smhBandTasks.get()
+	*t = smhBandTask{g: g, dst: dst, l: l, r: r, d: d, rank: rank, off: off, h: h, m: m, j0: j0, j1: j1, alpha: s}
+	units := (j1 - j0 + g.nr - 1) / g.nr
+	ParallelFor(units, max(1, gemmParallelMin/(m*rank*g.nr)), t)
+	*t = smhBandTask{}
+	smhBandTasks.put(t)
+}
+
+// smhBandTask computes the flat range [off, off+len(dst)) of alpha·L·R as
+// one product over the band of rows h..h+m-1 that holds it, split over
+// the pool by nr-column slivers. A tensor rarely starts or ends on a row
+// edge, and computing its partial first and last rows as products of
+// their own would pack R three times and run two 1-row products on
+// mr-row tiles. Here register tiles that lie inside the range are written
+// in place (row i, column j of P is dst[i*d+j-off], so the band is C with
+// row stride d), and the few that straddle an end go through a tile-sized
+// buffer. Each cell is summed exactly as Sgemm sums it, so the result has
+// the same bits as Sgemm over any rows or columns that hold it.
+type smhBandTask struct {
+	g            *gemmImpl
+	dst, l, r    []float32
+	d, rank, off int
+	h, m         int // the band's first row and height
+	j0, j1       int // the band's columns
+	alpha        float32
+}
+
+var smhBandTasks gemmFreeList[smhBandTask]
+
+// Run implements Task: units are nr-column slivers of the band.
+func (t *smhBandTask) Run(lo, hi int) {
+	s := gemmScratches.get()
+	t.cols(s, t.j0+lo*t.g.nr, min(t.j0+hi*t.g.nr, t.j1))
+	gemmScratches.put(s)
+}
+
+// cols computes columns [j0, j1) of the band: sgemmB's blocking with the
+// store of each register tile clipped to the range.
+func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
+	g, d, k, m := t.g, t.d, t.rank, t.m
+	mr, nr := g.mr, g.nr
+	kb := gemmBlock(k, g.kc, g.ku)
+	mb := gemmBlock(m, g.mc, mr)
+	nb := gemmBlock(j1-j0, g.nc, nr)
+	kcMax := gemmRoundUp(kb, g.ku)
+	s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, nr))
+	s.a = gemmGrow(s.a, kcMax*gemmRoundUp(mb, mr))
+	s.tmp = gemmGrow(s.tmp, mr*nr)
+	count := len(t.dst)
+	for jc := j0; jc < j1; jc += nb {
+		nc := min(nb, j1-jc)
+		for pc := 0; pc < k; pc += kb {
+			kc := min(kb, k-pc)
+			kcp := gemmRoundUp(kc, g.ku)
+			g.packCopy(s.b, t.r[pc*d+jc:], d, nr, nc, kc, kcp, 1)
+			gemmPadK(s.b, nr, (nc+nr-1)/nr, kc, kcp)
+			for ic := 0; ic < m; ic += mb {
+				mc := min(mb, m-ic)
+				g.packA(s.a, false, t.l, k, t.h+ic, pc, mc, kc, kcp, t.alpha)
+				for jr := 0; jr < nc; jr += nr {
+					bs := s.b[jr*kcp : (jr+nr)*kcp]
+					nrr := min(nr, nc-jr)
+					for ir := 0; ir < mc; ir += mr {
+						mrr := min(mr, mc-ir)
+						as := s.a[ir*kcp : (ir+mr)*kcp]
+						first := (t.h+ic+ir)*d + jc + jr - t.off
+						last := first + (mrr-1)*d + nrr - 1
+						if first >= 0 && last < count {
+							g.kernel(kcp, as, bs, t.dst[first:], d, mrr, nrr, pc == 0)
+							continue
+						}
+						tile := s.tmp[:mr*nr]
+						if pc > 0 {
+							smhTileCopy(tile, t.dst, first, d, mrr, nrr, nr, true)
+						}
+						g.kernel(kcp, as, bs, tile, nr, mrr, nrr, pc == 0)
+						smhTileCopy(tile, t.dst, first, d, mrr, nrr, nr, false)
+					}
+				}
+			}
+		}
 	}
-	if fb > fa {
-		Sgemm(false, false, fb-fa, d, rank, s, l[fa*rank:], rank, r, d, 0, dst[fa*d-off:], d)
-	}
-	if tail >= 0 {
-		row(tail)
+}
+
+// smhTileCopy moves the cells of an mrr x nrr register tile (row stride
+// ld in tile) whose flat index first+i*d+j falls inside dst: into the tile
+// when load, out of it otherwise.
+func smhTileCopy(tile, dst []float32, first, d, mrr, nrr, ld int, load bool) {
+	for i := range mrr {
+		base := first + i*d
+		lo, hi := max(0, -base), min(nrr, len(dst)-base)
+		if lo >= hi {
+			continue
+		}
+		if load {
+			copy(tile[i*ld+lo:i*ld+hi], dst[base+lo:base+hi])
+		} else {
+			copy(dst[base+lo:base+hi], tile[i*ld+lo:i*ld+hi])
+		}
 	}
 }
 

@@ -68,6 +68,10 @@ var smhCases = []struct {
 	{name: "d=1", d: 1, rank: 2, off: 0, count: 1, s: 0.3},
 	{name: "two partial rows, no middle", d: 37, rank: 6, off: 30, count: 20, s: 1},
 	{name: "large, parallel", d: 301, rank: 9, off: 123, count: 301*301 - 200, s: 0.05},
+	// More than one k block (kc is at most 256) and one row block (mc at
+	// most 512): partial tiles are read back between k blocks.
+	{name: "rank beyond a k block", d: 61, rank: 300, off: 45, count: 61*20 + 7, s: 0.5},
+	{name: "rows beyond an m block", d: 600, rank: 2, off: 599, count: 600 * 590, s: 1},
 }
 
 func TestSMHReconstructMatchesReference(t *testing.T) {
@@ -118,6 +122,10 @@ func TestSMHConsecutiveTensorsTileVecP(t *testing.T) {
 	l, r := smhFactors(3, d, rank)
 	full := make([]float32, d*d)
 	SMHReconstructRows(&SMHParams{D: d, Rank: rank}, full, l, r, 0, d)
+	// The reconstruction sums each cell as Sgemm does.
+	prod := make([]float32, d*d)
+	Sgemm(false, false, d, d, rank, 1, l, rank, r, d, 0, prod, d)
+	require.Equal(t, prod, full)
 
 	var cat []float32
 	off := 0
