@@ -57,14 +57,23 @@ type Conv2DParams struct {
 	direct *convDirect
 }
 
-// convDirect describes a unitSame convolution whose forward GEMM reads its
-// B operand straight from a zero-bordered copy of the input: output
-// position q of im2col row r is plane[q+offs[r]] when the tap's column is
-// inside the input, and 0 otherwise (the row's lane masks; rows above and
-// below the input read the border's zeros).
+// convDirect describes a unit-stride convolution whose forward GEMM reads
+// its B operand straight from a zero-bordered copy of the input, in one of
+// two forms. The masked form (unitSame geometries, rowW 0) keeps the
+// input's rows W wide with zero rows above and below: output position q of
+// im2col row r is plane[q+offs[r]] when the tap's column is inside the
+// input, and 0 otherwise (the row's lane masks). The wide form (any other
+// unit-stride geometry, such as an unpadded convolution or the transpose of
+// one) pads every row too, to rowW = PadLeft+W+PadRight: the kernel then
+// computes the outputs on a grid rowW wide, position q = oh*rowW+ow
+// reading plane[q+offs[r]] with no masks, and the rowW-OW columns past each
+// output row, which straddle two input rows, are dropped when the result
+// is compacted.
 type convDirect struct {
 	plane int      // floats per zero-bordered plane
 	front int      // zeros before a plane's first pixel: PadTop rows and PadLeft
+	rowW  int      // the wide form's row width; 0 for the masked form
+	span  int      // output positions the kernel computes per channel
 	offs  []int32  // per im2col row (c, kh, kw)
 	masks []uint32 // per sliver phase, per im2col row: lane i is output q0+i
 	phase []int32  // per convDirectWidth-column sliver of the output: its masks' start
@@ -78,7 +87,11 @@ const convDirectMaxMasks = 1 << 16
 func (p *Conv2DParams) buildDirect() {
 	p.direct = nil
 	w := convDirectWidth
-	if w == 0 || !p.unitSame || p.pointwise || p.depthwise {
+	if w == 0 || p.pointwise || p.depthwise || p.StrideH != 1 || p.StrideW != 1 {
+		return
+	}
+	if !p.unitSame {
+		p.buildDirectWide(w)
 		return
 	}
 	P := p.oh * p.ow
@@ -97,6 +110,7 @@ func (p *Conv2DParams) buildDirect() {
 	d := &convDirect{
 		front: p.PadTop*p.W + p.PadLeft,
 		plane: (p.PadTop+p.H+p.PadBottom)*p.W + p.PadLeft + p.PadRight,
+		span:  P,
 		offs:  make([]int32, p.crs),
 		masks: make([]uint32, len(phaseOf)*p.crs),
 		phase: make([]int32, nsl),
@@ -122,6 +136,36 @@ func (p *Conv2DParams) buildDirect() {
 				}
 			}
 		}
+	}
+	p.direct = d
+}
+
+// buildDirectWide sets p.direct to the wide form (see convDirect) for
+// kernel tiles w columns wide, unless the dropped columns would more than
+// double the kernel's work.
+func (p *Conv2DParams) buildDirectWide(w int) {
+	rowW := p.PadLeft + p.W + p.PadRight
+	span := (p.oh-1)*rowW + p.ow
+	if p.oh < 1 || p.ow < 1 || span > 2*p.oh*p.ow {
+		return
+	}
+	d := &convDirect{
+		rowW:  rowW,
+		span:  span,
+		front: p.PadTop*rowW + p.PadLeft,
+		plane: (p.PadTop + p.H + p.PadBottom) * rowW,
+		offs:  make([]int32, p.crs),
+		masks: make([]uint32, p.crs),
+		phase: make([]int32, (span+w-1)/w),
+	}
+	if int64(p.cg)*int64(d.plane)+int64(w) > math.MaxInt32 {
+		return
+	}
+	khw := p.KH * p.KW
+	for r := range d.offs {
+		c, kh, kw := r/khw, r%khw/p.KW, r%p.KW
+		d.offs[r] = int32(c*d.plane + kh*p.DilationH*rowW + kw*p.DilationW)
+		d.masks[r] = ^uint32(0)
 	}
 	p.direct = d
 }
@@ -231,10 +275,9 @@ func (p *Conv2DParams) transposed() *Conv2DParams {
 	// then pads dy by the kernel extent, and its im2col is mostly zeros
 	// (LeNet-5's second conv: 12x12 from 8x8, a 400 x 144 matrix against
 	// the 150 x 64 of the GEMM + col2im path, with 2.2 times the FLOPs).
-	// Keep it for outputs about as large as the input.
-	if 4*p.H*p.W > 5*p.oh*p.ow {
-		return nil
-	}
+	// Keep it for outputs about as large as the input, or when the
+	// transpose runs the direct kernel, which builds no im2col matrix.
+	shrinks := 4*p.H*p.W > 5*p.oh*p.ow
 	eh, ew := (p.KH-1)*p.DilationH, (p.KW-1)*p.DilationW
 	t := &Conv2DParams{
 		C: p.K, H: p.oh, W: p.ow, K: p.C, KH: p.KH, KW: p.KW,
@@ -256,6 +299,9 @@ func (p *Conv2DParams) transposed() *Conv2DParams {
 	t.crs = t.cg * t.KH * t.KW
 	t.buildTaps()
 	t.buildDirect()
+	if shrinks && t.direct == nil {
+		return nil
+	}
 	t.ok = true
 	return t
 }
@@ -467,6 +513,7 @@ type convTask struct {
 type convScratch struct {
 	col   []float32
 	pad   []float32 // a zero-bordered input plane (depthwise 3x3)
+	wide  []float32 // a wide-form direct convolution's output, before compaction
 	acc   []float64
 	colB  convColPanel
 	colTB convColTPanel

@@ -22,6 +22,9 @@ var convBenchShapes = []struct {
 	{"32to64_1x1_s2_16", convGeom(32, 16, 16, 64, 1, 1, 2, 2, 1, 1, 1, [4]int{0, 0, 0, 0})},
 	{"128to128_3x3_16", convGeom(128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 	{"256to256_3x3_8", convGeom(256, 8, 8, 256, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
+	// LeNet-5's convolutions: many channels' worth of short rows.
+	{"1to6_5x5_28", convGeom(1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 1, [4]int{2, 2, 2, 2})},
+	{"6to16_5x5_valid_14", convGeom(6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
 	{"dw96_3x3_16", convGeom(96, 16, 16, 96, 3, 3, 1, 1, 1, 1, 96, [4]int{1, 1, 1, 1})},
 }
 

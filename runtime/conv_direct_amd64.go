@@ -14,39 +14,57 @@ var convDirectWidth = func() int {
 // fwdDirect computes y = W · im2col(x) for one group of one sample with
 // gemmConvKernel8x32Z, which reads im2col's entries straight from a
 // zero-bordered copy of x: nothing is packed but the filters, and the copy
-// is a ninth of the im2col matrix for a 3x3 kernel. With par, the output's
-// column slivers are spread over the pool (batch 1). It reports false,
-// having done nothing, when p has no direct form or Sgemm is not running the
-// AVX-512 kernels (the tests swap implementations).
+// is a ninth of the im2col matrix for a 3x3 kernel. In the wide form (see
+// convDirect) the kernel writes a scratch grid that is then compacted into
+// y. With par, the output's column slivers are spread over the pool (batch
+// 1). It reports false, having done nothing, when p has no direct form or
+// Sgemm is not running the AVX-512 kernels (the tests swap
+// implementations).
 func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32) bool {
 	d := p.direct
 	if d == nil || gemmUse != gemmZ {
 		return false
 	}
 	const mr, nr = 8, 32
-	P, crs := p.oh*p.ow, p.crs
+	crs := p.crs
 	gs.a = gemmGrow(gs.a, gemmRoundUp(p.kg, mr)*crs)
 	gemmZ.packA(gs.a, false, w, crs, 0, 0, p.kg, crs, crs, 1)
 	xp := p.padInput(cs, x)
-	y = y[:p.kg*P]
-	nsl := (P + nr - 1) / nr
-	if !par {
-		p.directSlivers(gs.a, xp, y, 0, nsl)
-		return true
+	y = y[:p.kg*p.oh*p.ow]
+	out := y
+	if d.rowW != 0 {
+		cs.wide = gemmGrow(cs.wide, p.kg*d.span)
+		out = cs.wide[:p.kg*d.span]
 	}
-	t := convDirectTasks.get()
-	t.p, t.a, t.xp, t.y = p, gs.a, xp, y
-	ParallelFor(nsl, max(1, gemmParallelMin/(p.kg*crs*nr)), t)
-	*t = convDirectTask{}
-	convDirectTasks.put(t)
+	nsl := (d.span + nr - 1) / nr
+	if !par {
+		p.directSlivers(gs.a, xp, out, 0, nsl)
+	} else {
+		t := convDirectTasks.get()
+		t.p, t.a, t.xp, t.y = p, gs.a, xp, out
+		ParallelFor(nsl, max(1, gemmParallelMin/(p.kg*crs*nr)), t)
+		*t = convDirectTask{}
+		convDirectTasks.put(t)
+	}
+	if d.rowW != 0 {
+		OH, OW := p.oh, p.ow
+		for k := 0; k < p.kg; k++ {
+			src, dst := out[k*d.span:], y[k*OH*OW:]
+			for oh := 0; oh < OH; oh++ {
+				copy(dst[oh*OW:][:OW], src[oh*d.rowW:][:OW])
+			}
+		}
+	}
 	return true
 }
 
 // directSlivers runs the kernel over output column slivers j0..j1-1: ap is
-// the packed filters, xp the zero-bordered input, y the group's output.
+// the packed filters, xp the zero-bordered input, y the group's output
+// (d.span positions per channel).
 func (p *Conv2DParams) directSlivers(ap, xp, y []float32, j0, j1 int) {
 	const mr, nr = 8, 32
-	d, P, crs := p.direct, p.oh*p.ow, p.crs
+	d, crs := p.direct, p.crs
+	P := d.span
 	for j := j0; j < j1; j++ {
 		q0 := j * nr
 		m := d.masks[d.phase[j]:][:crs]
@@ -79,9 +97,25 @@ func (p *Conv2DParams) padInput(cs *convScratch, x []float32) []float32 {
 	xp := cs.pad[:n]
 	for c := 0; c < p.cg; c++ {
 		pl := xp[c*d.plane:][:d.plane]
-		clear(pl[:d.front])
-		copy(pl[d.front:], x[c*H*W:][:H*W])
-		clear(pl[d.front+H*W:])
+		xc := x[c*H*W:][:H*W]
+		if d.rowW == 0 {
+			clear(pl[:d.front])
+			copy(pl[d.front:], xc)
+			clear(pl[d.front+H*W:])
+			continue
+		}
+		clear(pl[:d.front-p.PadLeft])
+		for h := 0; h < H; h++ {
+			row := pl[d.front-p.PadLeft+h*d.rowW:][:d.rowW]
+			for i := range row[:p.PadLeft] {
+				row[i] = 0
+			}
+			copy(row[p.PadLeft:], xc[h*W:][:W])
+			for i := p.PadLeft + W; i < len(row); i++ {
+				row[i] = 0
+			}
+		}
+		clear(pl[d.front-p.PadLeft+H*d.rowW:])
 	}
 	clear(xp[p.cg*d.plane:])
 	return xp
@@ -97,7 +131,7 @@ func (p *Conv2DParams) padInput(cs *convScratch, x []float32) []float32 {
 // goes to cs.col and is permuted into dst at the end. It reports false,
 // having done nothing, when it does not apply.
 func (p *Conv2DParams) gradFilterDirect(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) bool {
-	if p.direct == nil || gemmUse != gemmZ || p.Groups != 1 || p.cg%8 != 0 {
+	if p.direct == nil || p.direct.rowW != 0 || gemmUse != gemmZ || p.Groups != 1 || p.cg%8 != 0 {
 		return false
 	}
 	hw, P, crs, khw := p.H*p.W, p.oh*p.ow, p.crs, p.KH*p.KW

@@ -75,6 +75,11 @@ func convCases() []convCase {
 		// one GEMM k block and output channels not a multiple of 8.
 		{"direct_phases_asympad", 2, convGeom(24, 5, 33, 20, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 2, 1, 0})},
 		{"direct_5x3_dilated_rows", 2, convGeom(4, 9, 12, 10, 5, 3, 1, 1, 2, 1, 1, [4]int{4, 1, 4, 1})},
+		// The wide form: LeNet-5's unpadded second convolution (its input
+		// gradient is the transpose, padded by 4), and an asymmetric,
+		// dilated one whose rows are neither the input's nor the output's.
+		{"direct_wide_lenet_conv2", 3, convGeom(6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
+		{"direct_wide_dilated_asym", 2, convGeom(9, 11, 13, 12, 3, 2, 1, 1, 2, 3, 1, [4]int{2, 0, 1, 3})},
 		// Large enough for several GEMM blocks and both parallel strategies.
 		{"gemm_blocks_batch4", 4, convGeom(16, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 		{"gemm_parallel_batch1", 1, convGeom(16, 20, 20, 64, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
@@ -515,7 +520,7 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 		t.Skip("no direct convolution kernel on this CPU or build")
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	tried := 0
+	tried, wide := 0, 0
 	for _, tc := range convCases() {
 		p := tc.p
 		require.NoError(t, p.Init())
@@ -524,6 +529,9 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 				continue
 			}
 			tried++
+			if q.direct.rowW != 0 {
+				wide++
+			}
 			// Batch 1 spreads one sample's slivers over the pool; batch 2
 			// gives each worker whole samples.
 			for _, n := range []int{1, 2} {
@@ -532,6 +540,8 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 		}
 	}
 	require.NotZero(t, tried, "no case has a direct form")
+	require.NotZero(t, wide, "no case has a wide direct form")
+	t.Logf("%d direct forms, %d of them wide", tried, wide)
 }
 
 // convDirectVsPacked runs q forward on random data at batch n directly and
