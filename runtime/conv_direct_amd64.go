@@ -199,3 +199,16 @@ func (b *convDirectTPanel) packB(g *gemmImpl, s *gemmScratch, pc, jc, kc, kcp, n
 		}
 	}
 }
+
+// gemmStridedB reports whether gemmStridedTile can run in place of g's
+// kernel: g is the AVX-512 implementation, whose tile has a twin that
+// reads B unpacked.
+func gemmStridedB(g *gemmImpl) bool { return g == gemmZ }
+
+// gemmStridedTile is gemmZ's kernel with B read in place rather than from
+// a packed sliver: k step p reads the 32 floats at b[offs[p]:], lanes whose
+// bit in masks[p] is clear as 0 (gemmConvKernel8x32Z). a is a packed
+// sliver k steps deep, and c the tile's first element with row stride ldc.
+func gemmStridedTile(k int, a, b []float32, offs []int32, masks []uint32, c []float32, ldc, mr, nr int, overwrite bool) {
+	gemmConvKernel8x32Z(k, &a[0], &b[0], &offs[0], &masks[0], &c[0], ldc, mr, nr, overwrite)
+}

@@ -17,3 +17,12 @@ func (p *Conv2DParams) gradFilterDirect(gs *gemmScratch, cs *convScratch, par bo
 
 // convDirectTPanel is empty: this build has no direct convolutions.
 type convDirectTPanel struct{}
+
+// gemmStridedB reports false: this build has no kernel that reads B in
+// place.
+func gemmStridedB(g *gemmImpl) bool { return false }
+
+// gemmStridedTile is never called in this build (gemmStridedB is false).
+func gemmStridedTile(k int, a, b []float32, offs []int32, masks []uint32, c []float32, ldc, mr, nr int, overwrite bool) {
+	panic("runtime: gemmStridedTile without a strided kernel")
+}

@@ -118,6 +118,9 @@ type gemmScratch struct {
 	a, b []float32
 	mat  gemmMatB  // the B operand of sgemm, held here so passing it allocates nothing
 	tmp  []float32 // scratch for a gemmPanelB that builds B in pieces
+	// offs and masks describe a B read in place (gemmStridedTile).
+	offs  []int32
+	masks []uint32
 }
 
 var (

@@ -1,6 +1,9 @@
 package runtime
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Structured Multi-Hashing (Eban et al., CVPR 2020). All hashed weights of a
 // model, tensor after tensor, are one virtual vector vec(P) tiled row-major
@@ -199,7 +202,10 @@ func (t *smhBandTask) Run(lo, hi int) {
 }
 
 // cols computes columns [j0, j1) of the band: sgemmB's blocking with the
-// store of each register tile clipped to the range.
+// store of each register tile clipped to the range. Where the kernel can
+// read B in place (gemmStridedB), R is not packed at all: a sliver's k
+// step is a run of R's row, d floats after the previous one. The sums are
+// the same either way.
 func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
 	g, d, k, m := t.g, t.d, t.rank, t.m
 	mr, nr := g.mr, g.nr
@@ -207,7 +213,25 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
 	mb := gemmBlock(m, g.mc, mr)
 	nb := gemmBlock(j1-j0, g.nc, nr)
 	kcMax := gemmRoundUp(kb, g.ku)
-	s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, nr))
+	strided := gemmStridedB(g)
+	if strided {
+		// One offset per k step, and lane masks: all lanes, and for the
+		// sliver that runs past column d (never past R's end) its lanes
+		// inside.
+		s.offs = slices.Grow(s.offs[:0], kb)[:kb]
+		s.masks = slices.Grow(s.masks[:0], 2*kb)[:2*kb]
+		last := j0 + (j1-1-j0)/nr*nr
+		tail := ^uint32(0)
+		if last+nr > d {
+			tail = 1<<(d-last) - 1
+		}
+		for p := range kb {
+			s.offs[p] = int32(p * d)
+			s.masks[p], s.masks[kb+p] = ^uint32(0), tail
+		}
+	} else {
+		s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, nr))
+	}
 	s.a = gemmGrow(s.a, kcMax*gemmRoundUp(mb, mr))
 	s.tmp = gemmGrow(s.tmp, mr*nr)
 	count := len(t.dst)
@@ -216,29 +240,50 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
 		for pc := 0; pc < k; pc += kb {
 			kc := min(kb, k-pc)
 			kcp := gemmRoundUp(kc, g.ku)
-			g.packCopy(s.b, t.r[pc*d+jc:], d, nr, nc, kc, kcp, 1)
-			gemmPadK(s.b, nr, (nc+nr-1)/nr, kc, kcp)
+			if strided {
+				kcp = kc
+			} else {
+				g.packCopy(s.b, t.r[pc*d+jc:], d, nr, nc, kc, kcp, 1)
+				gemmPadK(s.b, nr, (nc+nr-1)/nr, kc, kcp)
+			}
 			for ic := 0; ic < m; ic += mb {
 				mc := min(mb, m-ic)
 				g.packA(s.a, false, t.l, k, t.h+ic, pc, mc, kc, kcp, t.alpha)
 				for jr := 0; jr < nc; jr += nr {
-					bs := s.b[jr*kcp : (jr+nr)*kcp]
 					nrr := min(nr, nc-jr)
+					var bs []float32
+					var masks []uint32
+					if strided {
+						bs = t.r[pc*d+jc+jr:]
+						masks = s.masks[:kc]
+						if jc+jr+nr > d {
+							masks = s.masks[kb:][:kc]
+						}
+					} else {
+						bs = s.b[jr*kcp : (jr+nr)*kcp]
+					}
+					tile := func(c []float32, ldc, mrr int, overwrite bool, as []float32) {
+						if strided {
+							gemmStridedTile(kc, as, bs, s.offs, masks, c, ldc, mrr, nrr, overwrite)
+						} else {
+							g.kernel(kcp, as, bs, c, ldc, mrr, nrr, overwrite)
+						}
+					}
 					for ir := 0; ir < mc; ir += mr {
 						mrr := min(mr, mc-ir)
 						as := s.a[ir*kcp : (ir+mr)*kcp]
 						first := (t.h+ic+ir)*d + jc + jr - t.off
 						last := first + (mrr-1)*d + nrr - 1
 						if first >= 0 && last < count {
-							g.kernel(kcp, as, bs, t.dst[first:], d, mrr, nrr, pc == 0)
+							tile(t.dst[first:], d, mrr, pc == 0, as)
 							continue
 						}
-						tile := s.tmp[:mr*nr]
+						buf := s.tmp[:mr*nr]
 						if pc > 0 {
-							smhTileCopy(tile, t.dst, first, d, mrr, nrr, nr, true)
+							smhTileCopy(buf, t.dst, first, d, mrr, nrr, nr, true)
 						}
-						g.kernel(kcp, as, bs, tile, nr, mrr, nrr, pc == 0)
-						smhTileCopy(tile, t.dst, first, d, mrr, nrr, nr, false)
+						tile(buf, nr, mrr, pc == 0, as)
+						smhTileCopy(buf, t.dst, first, d, mrr, nrr, nr, false)
 					}
 				}
 			}
