@@ -354,7 +354,7 @@ func Conv2D(p *Conv2DParams, n int, y, x, w, b []float32) {
 		ParallelFor(n*p.Groups, 1, t)
 	default:
 		// Too few (sample, group) items to go round: parallelise each GEMM.
-		gs, cs := gemmScratches.get(), convScratches.get()
+		gs, cs := convScratchesGet()
 		for it := 0; it < n*p.Groups; it++ {
 			p.fwdItem(gs, cs, true, it/p.Groups, it%p.Groups, y, x, w, b)
 		}
@@ -388,7 +388,7 @@ func Conv2DGradInput(p *Conv2DParams, n int, dx, dy, w []float32) {
 	case n*p.Groups >= Workers():
 		ParallelFor(n*p.Groups, 1, t)
 	default:
-		gs, cs := gemmScratches.get(), convScratches.get()
+		gs, cs := convScratchesGet()
 		for it := 0; it < n*p.Groups; it++ {
 			p.gradInItem(gs, cs, true, it/p.Groups, it%p.Groups, dx, dy, w, t.d)
 		}
@@ -425,7 +425,7 @@ func Conv2DGradFilter(p *Conv2DParams, n int, dw, x, dy []float32) {
 	}
 	nch := min(n, Workers())
 	if nch == 1 {
-		gs, cs := gemmScratches.get(), convScratches.get()
+		gs, cs := convScratchesGet()
 		p.gradFilterChunk(gs, cs, true, 0, n, dw, x, dy)
 		gemmScratches.put(gs)
 		convScratches.put(cs)
@@ -525,6 +525,16 @@ var (
 	convScratches gemmFreeList[convScratch]
 )
 
+// convScratchesGet takes a worker's scratches for one Conv2D call. The
+// filters a direct convolution packed into gs.a during an earlier call are
+// forgotten: the same weight buffer may hold other values now (training
+// updates it in place, fused SMH inference reuses it for every layer).
+func convScratchesGet() (*gemmScratch, *convScratch) {
+	gs := gemmScratches.get()
+	gs.aFor = nil
+	return gs, convScratches.get()
+}
+
 func (t *convTask) start(p *Conv2DParams, op, n int, a, b, c, d []float32) {
 	t.p, t.op, t.n = p, op, n
 	t.a, t.b, t.c, t.d = a, b, c, d
@@ -541,7 +551,7 @@ func (t *convTask) finish() {
 // Run implements Task.
 func (t *convTask) Run(lo, hi int) {
 	p := t.p
-	gs, cs := gemmScratches.get(), convScratches.get()
+	gs, cs := convScratchesGet()
 	for it := lo; it < hi; it++ {
 		switch t.op {
 		case convOpFwd:

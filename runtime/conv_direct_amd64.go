@@ -27,8 +27,13 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 	}
 	const mr, nr = 8, 32
 	crs := p.crs
-	gs.a = gemmGrow(gs.a, gemmRoundUp(p.kg, mr)*crs)
-	gemmZ.packA(gs.a, false, w, crs, 0, 0, p.kg, crs, crs, 1)
+	// A call packs a group's filters once per worker, not once per sample
+	// (convScratchesGet clears gs.aFor between calls).
+	if gs.aFor != &w[0] {
+		gs.a = gemmGrow(gs.a, gemmRoundUp(p.kg, mr)*crs)
+		gemmZ.packA(gs.a, false, w, crs, 0, 0, p.kg, crs, crs, 1)
+		gs.aFor = &w[0]
+	}
 	xp := p.padInput(cs, x)
 	y = y[:p.kg*p.oh*p.ow]
 	out := y

@@ -565,3 +565,31 @@ func convDirectVsPacked(t *testing.T, rng *rand.Rand, name string, q *Conv2DPara
 		require.InDelta(t, packed[i], direct[i], 1e-4*(1+math.Abs(float64(packed[i]))), "%s batch %d [%d]", name, n, i)
 	}
 }
+
+// TestConv2DWeightsChangedInPlace: a direct convolution packs a call's
+// filters once per worker; the next call, with new values in the same
+// buffer (as after an optimizer step, or fused SMH inference's shared
+// weight buffer), must use the new values.
+func TestConv2DWeightsChangedInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, p := range []Conv2DParams{
+		convGeom(8, 9, 9, 12, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}),
+		convGeom(6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0}),
+	} {
+		require.NoError(t, p.Init())
+		const n = 3
+		x := convRand(rng, n*p.C*p.H*p.W, 1)
+		w := convRand(rng, p.K*p.crs, 1)
+		y := make([]float32, n*p.K*p.oh*p.ow)
+		for round := 0; round < 2; round++ {
+			Conv2D(&p, n, y, x, w, nil)
+			want, _ := convRefForward(&p, n, convF64(x), convF64(w), nil)
+			for i := range want {
+				require.InDelta(t, want[i], y[i], 1e-4*(1+math.Abs(want[i])), "round %d [%d]", round, i)
+			}
+			for i := range w {
+				w[i] = -w[i] * 0.5
+			}
+		}
+	}
+}

@@ -121,6 +121,10 @@ type gemmScratch struct {
 	// offs and masks describe a B read in place (gemmStridedTile).
 	offs  []int32
 	masks []uint32
+	// aFor is the filter slice whose packed form a holds, when a direct
+	// convolution packed it (fwdDirect), so that the next sample of the
+	// same call reuses it; nil when a holds anything else.
+	aFor *float32
 }
 
 var (
@@ -323,7 +327,7 @@ func (s *gemmScratch) sgemmB(g *gemmImpl, transA bool, m, n, k int, alpha float3
 	nb := gemmBlock(n, g.nc, g.nr)
 	kcMax := gemmRoundUp(kb, g.ku)
 	s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, g.nr))
-	s.a = gemmGrow(s.a, kcMax*gemmRoundUp(mb, g.mr))
+	s.a, s.aFor = gemmGrow(s.a, kcMax*gemmRoundUp(mb, g.mr)), nil
 	for jc := 0; jc < n; jc += nb {
 		nc := min(nb, n-jc)
 		for pc := 0; pc < k; pc += kb {

@@ -232,7 +232,7 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
 	} else {
 		s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, nr))
 	}
-	s.a = gemmGrow(s.a, kcMax*gemmRoundUp(mb, mr))
+	s.a, s.aFor = gemmGrow(s.a, kcMax*gemmRoundUp(mb, mr)), nil
 	s.tmp = gemmGrow(s.tmp, mr*nr)
 	count := len(t.dst)
 	for jc := j0; jc < j1; jc += nb {
