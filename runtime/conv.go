@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"sync"
 )
 
 // Conv2DParams describes a 2-D convolution (ONNX Conv, PyTorch Conv2d) of one
@@ -37,12 +38,14 @@ type Conv2DParams struct {
 	pointwise bool
 	depthwise bool
 	dwRow3    bool // depthwise with KW 3, stride and dilation 1 along W: fused 3-tap rows
-	// tconv, for unit strides, is the convolution of dy with the flipped,
-	// transposed filters that Conv2DGradInput computes instead of a GEMM
-	// into an im2col-shaped buffer followed by col2im: its GEMM runs with
-	// k = K/Groups*KH*KW instead of K/Groups (far better use of the
-	// kernel) and nothing is scattered back. Nil when it does not apply.
-	tconv *Conv2DParams
+	// tconv holds, for unit strides, the convolution of dy with the
+	// flipped, transposed filters that Conv2DGradInput computes instead of
+	// a GEMM into an im2col-shaped buffer followed by col2im: its GEMM runs
+	// with k = K/Groups*KH*KW instead of K/Groups (far better use of the
+	// kernel) and nothing is scattered back. It is built by the first
+	// GradInput (transposedConv), so that inference, which never needs it,
+	// does not hold its tables.
+	tconv *convLazyT
 	// taps describes each kernel tap (kh, kw), for the rows (c, kh, kw) of
 	// a group's im2col matrix, so that building a row costs one division
 	// instead of five (see convTap); per tap rather than per row, because
@@ -255,9 +258,23 @@ func (p *Conv2DParams) Init() error {
 	}
 	p.buildDirect()
 	p.dwRow3 = p.depthwise && p.KW == 3 && p.StrideW == 1 && p.DilationW == 1
-	p.tconv = p.transposed()
+	p.tconv = &convLazyT{}
 	p.ok = true
 	return nil
+}
+
+// convLazyT is Conv2DParams.tconv: the transposed geometry, or nil when
+// none applies, once built.
+type convLazyT struct {
+	once sync.Once
+	t    *Conv2DParams
+}
+
+// transposedConv returns p.tconv's geometry, building it on the first call
+// (safe for concurrent callers).
+func (p *Conv2DParams) transposedConv() *Conv2DParams {
+	p.tconv.once.Do(func() { p.tconv.t = p.transposed() })
+	return p.tconv.t
 }
 
 // transposed returns the geometry whose forward pass is p's input
@@ -306,7 +323,7 @@ func (p *Conv2DParams) transposed() *Conv2DParams {
 	return t
 }
 
-// convTransposeWeights writes into wt the filters of p.tconv: wt[g][c][k]
+// convTransposeWeights writes into wt the filters of p.transposedConv(): wt[g][c][k]
 // [kh][kw] = w[g][k][c][KH-1-kh][KW-1-kw] for each group g, input channel
 // c and output channel k of the group.
 func (p *Conv2DParams) convTransposeWeights(wt, w []float32) {
@@ -376,7 +393,7 @@ func Conv2DGradInput(p *Conv2DParams, n int, dx, dy, w []float32) {
 	}
 	t := convTasks.get()
 	t.start(p, convOpGradIn, n, dx, dy, w, nil)
-	if p.tconv != nil {
+	if p.transposedConv() != nil {
 		t.wt = gemmGrow(t.wt, len(w))
 		p.convTransposeWeights(t.wt, w)
 		t.d = t.wt
@@ -632,7 +649,7 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 	dxg := dx[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
 	dyg := dy[(ni*p.K+g*p.kg)*P:][:p.kg*P]
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
-	if tp := p.tconv; tp != nil {
+	if tp := p.tconv.t; tp != nil { // built by Conv2DGradInput
 		wtg := wt[g*p.cg*tp.crs:][:p.cg*tp.crs]
 		if tp.fwdDirect(gs, cs, par, dyg, dxg, wtg) {
 			return

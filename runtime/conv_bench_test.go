@@ -90,7 +90,7 @@ func convWithoutDirect(p *Conv2DParams, f func()) {
 	d := p.direct
 	p.direct = nil
 	defer func() { p.direct = d }()
-	if t := p.tconv; t != nil {
+	if t := p.transposedConv(); t != nil {
 		td := t.direct
 		t.direct = nil
 		defer func() { t.direct = td }()

@@ -524,7 +524,7 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 	for _, tc := range convCases() {
 		p := tc.p
 		require.NoError(t, p.Init())
-		for _, q := range []*Conv2DParams{&p, p.tconv} {
+		for _, q := range []*Conv2DParams{&p, p.transposedConv()} {
 			if q == nil || q.direct == nil {
 				continue
 			}
