@@ -30,6 +30,12 @@ type ConvAttrs struct {
 	Act       string  `ir:"act"`
 	ActMin    float32 `ir:"act_min"`
 	ActMax    float32 `ir:"act_max"`
+	// BN is an inference BatchNormalization fused after the convolution
+	// and before Act (the Fuse pass): the node then has seven arguments,
+	// X, W, the bias or nil, and the normalisation's scale, shift, mean
+	// and variance, and BNEpsilon is its epsilon.
+	BN        bool    `ir:"bn"`
+	BNEpsilon float32 `ir:"bn_epsilon"`
 }
 
 func newConvAttrs() any {

@@ -4,7 +4,7 @@ import "fmt"
 
 func init() {
 	register(OpConv, OpDef{
-		Name: "Conv", MinArgs: 2, MaxArgs: 3, Results: 1,
+		Name: "Conv", MinArgs: 2, MaxArgs: 7, Results: 1,
 		NewAttrs: newConvAttrs,
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer:        inferConv,
@@ -116,6 +116,16 @@ func inferConv(n *Node) ([]TensorType, error) {
 	if b := n.Arg(2); b != nil && !b.Type.Shape.Equal(Shape{k}) {
 		return nil, fmt.Errorf("bias %v, want [%d]", b.Type.Shape, k)
 	}
+	if a.BN != (len(n.Args) == 7) {
+		return nil, fmt.Errorf("%d arguments: want 7 with a fused batch normalisation (bn), at most 3 without", len(n.Args))
+	}
+	if a.BN {
+		for i, name := range []string{"scale", "shift", "mean", "variance"} {
+			if v := n.Args[3+i]; v == nil || !v.Type.Shape.Equal(Shape{k}) {
+				return nil, fmt.Errorf("fused batch normalisation's %s must be [%d]", name, k)
+			}
+		}
+	}
 	pads, err := autoPads(a.AutoPad, x[2:], w[2:], a.Strides, a.Dilations, a.Pads)
 	if err != nil {
 		return nil, err
@@ -164,15 +174,23 @@ func callConv(n *Node) (*KernelCall, error) {
 	default:
 		return nil, fmt.Errorf("unknown fused activation %q", a.Act)
 	}
+	conv := &Struct{Type: "Conv2DParams", Fields: []Field{
+		{"C", x[1]}, {"H", x[2]}, {"W", x[3]}, {"K", w[0]}, {"KH", w[2]}, {"KW", w[3]},
+		{"StrideH", a.Strides[0]}, {"StrideW", a.Strides[1]},
+		{"PadTop", a.Pads[0]}, {"PadLeft", a.Pads[1]}, {"PadBottom", a.Pads[2]}, {"PadRight", a.Pads[3]},
+		{"DilationH", a.Dilations[0]}, {"DilationW", a.Dilations[1]},
+		{"Groups", a.Group}, {"Epilogue", epi},
+	}}
+	if a.BN {
+		return &KernelCall{
+			Func:   "Conv2DBatchNorm",
+			Params: &Struct{Type: "Conv2DBNParams", Fields: []Field{{"Conv", conv}, {"Epsilon", a.BNEpsilon}}},
+			HasN:   true, N: batchN(x),
+			Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2), A(3), A(4), A(5), A(6)},
+		}, nil
+	}
 	return &KernelCall{
-		Func: "Conv2D",
-		Params: &Struct{Type: "Conv2DParams", Fields: []Field{
-			{"C", x[1]}, {"H", x[2]}, {"W", x[3]}, {"K", w[0]}, {"KH", w[2]}, {"KW", w[3]},
-			{"StrideH", a.Strides[0]}, {"StrideW", a.Strides[1]},
-			{"PadTop", a.Pads[0]}, {"PadLeft", a.Pads[1]}, {"PadBottom", a.Pads[2]}, {"PadRight", a.Pads[3]},
-			{"DilationH", a.Dilations[0]}, {"DilationW", a.Dilations[1]},
-			{"Groups", a.Group}, {"Epilogue", epi},
-		}},
+		Func: "Conv2D", Params: conv,
 		HasN: true, N: batchN(x),
 		Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2)},
 	}, nil

@@ -30,7 +30,7 @@ func foldConvBN(g *ir.Graph, bn *ir.Node) bool {
 		return false
 	}
 	conv := bn.Args[0].Def
-	if conv == nil || conv.Op != ir.OpConv || conv.Results[0].Uses() != 1 || g.IsOutput(conv.Results[0]) {
+	if conv == nil || conv.Op != ir.OpConv || conv.Results[0].Uses() != 1 || g.IsOutput(conv.Results[0]) || conv.Attrs.(*ir.ConvAttrs).BN {
 		return false
 	}
 	w, b := conv.Args[1], conv.Arg(2)

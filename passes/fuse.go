@@ -6,35 +6,74 @@ import (
 	"github.com/smhgen/smhgen/ir"
 )
 
-// Fuse merges an activation into the Conv that feeds it when the runtime's
-// convolution can apply it as an epilogue (ReLU, and Clip with finite or
-// infinite constant bounds, which covers ReLU6), so the activation costs no
-// extra pass over memory.
+// Fuse merges into a Conv what its runtime kernel can apply as an
+// epilogue, so that it costs no extra pass over memory: an inference
+// BatchNormalization that reads the Conv alone (Conv2DBatchNorm folds the
+// statistics at run time, for the weights a trainable or SMH-compressed
+// model computes or updates, which BNFold cannot fold at compile time), then
+// an activation (ReLU, and Clip with finite or infinite constant bounds,
+// which covers ReLU6).
 //
 // Needs: StageTyped. Guarantees: StageLowered; no Relu or Clip that reads a
-// single-use Conv remains.
+// single-use Conv remains, nor, outside training, a BatchNormalization.
 var Fuse = &Pass{
 	Name:  "fuse",
-	Doc:   "fuse Conv with a following Relu or Clip",
+	Doc:   "fuse Conv with a following inference BatchNorm, then Relu or Clip",
 	Stage: ir.StageLowered,
 	After: []string{"fold"},
 	Run: func(g *ir.Graph, c *Context) error {
-		return applyRewrites(g, c, "fuse", []rewrite{{"conv-act", fuseConvAct}})
+		rules := []rewrite{{"conv-act", fuseConvAct}}
+		if !c.Training {
+			rules = append([]rewrite{{"conv-bn", fuseConvBN}}, rules...)
+		}
+		return applyRewrites(g, c, "fuse", rules)
 	},
+}
+
+// fusableConv returns the Conv that alone reads v and can take an
+// epilogue, or nil.
+func fusableConv(g *ir.Graph, v *ir.Value) *ir.Node {
+	conv := v.Def
+	if conv == nil || conv.Op != ir.OpConv || conv.Results[0].Uses() != 1 || g.IsOutput(conv.Results[0]) {
+		return nil
+	}
+	if conv.Attrs.(*ir.ConvAttrs).Act != "" {
+		return nil
+	}
+	return conv
+}
+
+func fuseConvBN(g *ir.Graph, bn *ir.Node) bool {
+	if bn.Op != ir.OpBatchNorm {
+		return false
+	}
+	conv := fusableConv(g, bn.Args[0])
+	if conv == nil || conv.Attrs.(*ir.ConvAttrs).BN {
+		return false
+	}
+	a := conv.Attrs.(*ir.ConvAttrs)
+	a.BN, a.BNEpsilon = true, bn.Attrs.(*ir.BatchNormAttrs).Epsilon
+	for len(conv.Args) < 3 { // a nil bias slot, which counts no use
+		conv.Args = append(conv.Args, nil)
+	}
+	conv.Args = append(conv.Args, nil, nil, nil, nil)
+	for i, v := range bn.Args[1:5] {
+		g.SetArg(conv, 3+i, v)
+	}
+	g.ReplaceAllUses(bn.Results[0], conv.Results[0])
+	g.Remove(bn)
+	return true
 }
 
 func fuseConvAct(g *ir.Graph, act *ir.Node) bool {
 	if act.Op != ir.OpRelu && act.Op != ir.OpClip {
 		return false
 	}
-	conv := act.Args[0].Def
-	if conv == nil || conv.Op != ir.OpConv || conv.Results[0].Uses() != 1 || g.IsOutput(conv.Results[0]) {
+	conv := fusableConv(g, act.Args[0])
+	if conv == nil {
 		return false
 	}
 	a := conv.Attrs.(*ir.ConvAttrs)
-	if a.Act != "" {
-		return false
-	}
 	if act.Op == ir.OpRelu {
 		a.Act = "relu"
 	} else {

@@ -352,17 +352,25 @@ func (p *Conv2DParams) OutW() int { return p.ow }
 // no bias, and y is [n, K, OutH, OutW] (overwritten).
 func Conv2D(p *Conv2DParams, n int, y, x, w, b []float32) {
 	p.check("Conv2D", n)
-	y = convNeed("Conv2D", "y", y, n*p.K*p.oh*p.ow)
-	x = convNeed("Conv2D", "x", x, n*p.C*p.H*p.W)
-	w = convNeed("Conv2D", "w", w, p.K*p.crs)
 	if b != nil {
 		b = convNeed("Conv2D", "b", b, p.K)
 	}
+	p.forward("Conv2D", n, y, x, w, nil, b)
+}
+
+// forward is Conv2D with an optional per-channel scale: with mul, output
+// channel k is conv(x, w)·mul[k] + add[k] before the epilogue; without,
+// conv(x, w) + add[k] (add may be nil).
+func (p *Conv2DParams) forward(op string, n int, y, x, w, mul, add []float32) {
+	y = convNeed(op, "y", y, n*p.K*p.oh*p.ow)
+	x = convNeed(op, "x", x, n*p.C*p.H*p.W)
+	w = convNeed(op, "w", w, p.K*p.crs)
 	if n == 0 {
 		return
 	}
 	t := convTasks.get()
-	t.start(p, convOpFwd, n, y, x, w, b)
+	t.start(p, convOpFwd, n, y, x, w, add)
+	t.mul = mul
 	switch {
 	case p.depthwise:
 		t.op = convOpFwdDW
@@ -373,12 +381,69 @@ func Conv2D(p *Conv2DParams, n int, y, x, w, b []float32) {
 		// Too few (sample, group) items to go round: parallelise each GEMM.
 		gs, cs := convScratchesGet()
 		for it := 0; it < n*p.Groups; it++ {
-			p.fwdItem(gs, cs, true, it/p.Groups, it%p.Groups, y, x, w, b)
+			p.fwdItem(gs, cs, true, it/p.Groups, it%p.Groups, y, x, w, mul, add)
 		}
 		gemmScratches.put(gs)
 		convScratches.put(cs)
 	}
 	t.finish()
+}
+
+// Conv2DBNParams is a convolution followed by inference batch
+// normalisation, which Conv2DBatchNorm applies as the convolution's
+// epilogue: the statistics are folded into a per-channel scale and shift
+// at every call, since a trainable model's change as it trains.
+type Conv2DBNParams struct {
+	Conv    Conv2DParams
+	Epsilon float32 // the BatchNormalization's epsilon
+
+	mul, add []float32 // the folded scale and shift, per output channel
+}
+
+// Init validates the convolution and sizes the folded statistics.
+func (p *Conv2DBNParams) Init() error {
+	if err := p.Conv.Init(); err != nil {
+		return err
+	}
+	if !(p.Epsilon >= 0) || math.IsInf(float64(p.Epsilon), 0) {
+		return fmt.Errorf("conv: batch norm epsilon %v: want finite and >= 0", p.Epsilon)
+	}
+	p.mul, p.add = make([]float32, p.Conv.K), make([]float32, p.Conv.K)
+	return nil
+}
+
+// Conv2DBatchNorm computes y = act(scale·(conv(x, w) + b − mean) /
+// sqrt(variance + Epsilon) + shift) per output channel, act being
+// p.Conv.Epilogue, in the convolution's own output pass: the normalisation
+// and the activation cost no pass over memory of their own. b may be nil.
+// Without b the result has the same bits as Conv2D followed by
+// BatchNormInference (the fold is BatchNormFold's, the affine map the
+// same multiply then add); with b, the bias is folded into the shift.
+// Like BatchNormInference, one p must not serve two calls at once.
+func Conv2DBatchNorm(p *Conv2DBNParams, n int, y, x, w, b, scale, shift, mean, variance []float32) {
+	const op = "Conv2DBatchNorm"
+	c := &p.Conv
+	c.check(op, n)
+	if len(p.mul) != c.K {
+		panic("runtime: " + op + ": Conv2DBNParams not initialised")
+	}
+	k := c.K
+	scale, shift = convNeed(op, "scale", scale, k), convNeed(op, "shift", shift, k)
+	mean, variance = convNeed(op, "mean", mean, k), convNeed(op, "variance", variance, k)
+	if b != nil {
+		b = convNeed(op, "b", b, k)
+	}
+	eps := float64(p.Epsilon)
+	for i := range k {
+		m := float64(scale[i]) / math.Sqrt(float64(variance[i])+eps)
+		mu := float64(mean[i])
+		if b != nil {
+			mu -= float64(b[i])
+		}
+		p.mul[i] = float32(m)
+		p.add[i] = float32(float64(shift[i]) - mu*m)
+	}
+	c.forward(op, n, y, x, w, p.mul, p.add)
 }
 
 // Conv2DGradInput computes dx, the gradient of the loss with respect to x,
@@ -522,6 +587,7 @@ type convTask struct {
 	nch        int
 	part       []float32
 	wt         []float32 // GradInput's transposed filters (Conv2DParams.tconv)
+	mul        []float32 // the forward pass's per-channel scale, or nil
 }
 
 // convScratch is one worker's im2col buffer, depthwise accumulators and
@@ -561,7 +627,7 @@ func (t *convTask) start(p *Conv2DParams, op, n int, a, b, c, d []float32) {
 // finish drops the references to the caller's tensors and returns the task.
 func (t *convTask) finish() {
 	t.p = nil
-	t.a, t.b, t.c, t.d = nil, nil, nil, nil
+	t.a, t.b, t.c, t.d, t.mul = nil, nil, nil, nil, nil
 	convTasks.put(t)
 }
 
@@ -572,9 +638,9 @@ func (t *convTask) Run(lo, hi int) {
 	for it := lo; it < hi; it++ {
 		switch t.op {
 		case convOpFwd:
-			p.fwdItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
+			p.fwdItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.mul, t.d)
 		case convOpFwdDW:
-			p.dwFwdPlane(cs, it/p.K, it%p.K, t.a, t.b, t.c, t.d)
+			p.dwFwdPlane(cs, it/p.K, it%p.K, t.a, t.b, t.c, t.mul, t.d)
 		case convOpGradIn:
 			p.gradInItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
 		case convOpGradInDW:
@@ -615,10 +681,11 @@ func convGemmB(gs *gemmScratch, par, transA bool, m, n, k int, a []float32, lda 
 	gs.sgemmB(gemmUse, transA, m, n, k, 1, a, lda, bp, 0, beta, c, ldc)
 }
 
-// fwdItem computes group g of sample ni: y_g = W_g · im2col(x_g), then bias
-// and epilogue row by row while the output is still in cache. The im2col
-// matrix goes straight into the GEMM's packed panels (convColPanel).
-func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, y, x, w, b []float32) {
+// fwdItem computes group g of sample ni: y_g = W_g · im2col(x_g), then the
+// per-channel scale (mul, when not nil), bias and epilogue row by row
+// while the output is still in cache. The im2col matrix goes straight into
+// the GEMM's packed panels (convColPanel).
+func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, y, x, w, mul, b []float32) {
 	hw, P := p.H*p.W, p.oh*p.ow
 	xg := x[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
 	yg := y[(ni*p.K+g*p.kg)*P:][:p.kg*P]
@@ -630,15 +697,24 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 		convGemmB(gs, par, false, p.kg, P, p.crs, wg, p.crs, &cs.colB, 0, yg, P)
 		cs.colB = convColPanel{}
 	}
-	if b == nil && p.Epilogue.Kind == EpilogueNone {
-		return
-	}
 	for k := 0; k < p.kg; k++ {
-		var bv float32
-		if b != nil {
-			bv = b[g*p.kg+k]
+		p.channelEpilogue(yg[k*P:(k+1)*P], mul, b, g*p.kg+k)
+	}
+}
+
+// channelEpilogue applies output channel k's scale (mul, if not nil), its
+// bias (b, if not nil) and the activation to one of its planes.
+func (p *Conv2DParams) channelEpilogue(yp, mul, b []float32, k int) {
+	switch {
+	case mul != nil:
+		if !vecBnAffine(yp, yp, mul[k], b[k]) {
+			bnAffineGo(yp, yp, mul[k], b[k])
 		}
-		p.Epilogue.applyBias(yg[k*P:(k+1)*P], bv, b != nil)
+		p.Epilogue.Apply(yp)
+	case b != nil:
+		p.Epilogue.applyBias(yp, b[k], true)
+	case p.Epilogue.Kind != EpilogueNone:
+		p.Epilogue.Apply(yp)
 	}
 }
 

@@ -11,8 +11,9 @@ package runtime
 // over the output row (dwAcc3, dwSet9Go, dwDot3): that halves the loads and
 // stores per multiply-add, which is what bounds these loops.
 
-// dwFwdPlane computes output plane k of sample ni.
-func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, b []float32) {
+// dwFwdPlane computes output plane k of sample ni (with fwdItem's
+// per-channel scale mul when not nil).
+func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, mul, b []float32) {
 	H, W, OH, OW := p.H, p.W, p.oh, p.ow
 	sh, sw := p.StrideH, p.StrideW
 	c := k / p.kg // input channel: kg is the channel multiplier here
@@ -21,7 +22,7 @@ func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, b []float
 	wk := w[k*p.KH*p.KW:][:p.KH*p.KW]
 	if p.dwRow3 && p.KH == 3 {
 		p.dwFwdPlane3x3(cs, yp, xp, (*[9]float32)(wk))
-		p.dwEpilogue(yp, b, k)
+		p.channelEpilogue(yp, mul, b, k)
 		return
 	}
 	clear(yp)
@@ -58,16 +59,7 @@ func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, b []float
 			}
 		}
 	}
-	p.dwEpilogue(yp, b, k)
-}
-
-// dwEpilogue applies the bias of channel k (if any) and the activation.
-func (p *Conv2DParams) dwEpilogue(yp, b []float32, k int) {
-	if b == nil {
-		p.Epilogue.Apply(yp)
-		return
-	}
-	p.Epilogue.applyBias(yp, b[k], true)
+	p.channelEpilogue(yp, mul, b, k)
 }
 
 // dwFwdPlane3x3 is dwFwdPlane for 3x3 kernels with unit stride and

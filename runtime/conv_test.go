@@ -593,3 +593,54 @@ func TestConv2DWeightsChangedInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestConv2DBatchNorm: the fused kernel against Conv2D, BatchNormInference
+// and the activation run one after the other, for every geometry (direct,
+// im2col, pointwise, depthwise, grouped) and epilogue. Without a conv bias
+// the fused affine map is the same multiply then add, so the bits agree;
+// with one, the bias is folded into the shift and rounds differently.
+func TestConv2DBatchNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, tc := range convCases() {
+		for _, withBias := range []bool{false, true} {
+			p := Conv2DBNParams{Conv: tc.p, Epsilon: 1e-3}
+			require.NoError(t, p.Init(), tc.name)
+			c := &p.Conv
+			x := convRand(rng, tc.n*c.C*c.H*c.W, 1)
+			w := convRand(rng, c.K*c.crs, 1)
+			var b []float32
+			if withBias {
+				b = convRand(rng, c.K, 1)
+			}
+			scale, shift, mean := convRand(rng, c.K, 2), convRand(rng, c.K, 1), convRand(rng, c.K, 1)
+			variance := convRand(rng, c.K, 1)
+			for i := range variance {
+				variance[i] = variance[i]*variance[i] + 0.1
+			}
+			fused := make([]float32, tc.n*c.K*c.oh*c.ow)
+			Conv2DBatchNorm(&p, tc.n, fused, x, w, b, scale, shift, mean, variance)
+			require.Zero(t, testing.AllocsPerRun(3, func() {
+				Conv2DBatchNorm(&p, tc.n, fused, x, w, b, scale, shift, mean, variance)
+			}), tc.name)
+
+			plain := *c
+			plain.Epilogue = Epilogue{}
+			require.NoError(t, plain.Init())
+			want := make([]float32, len(fused))
+			Conv2D(&plain, tc.n, want, x, w, b)
+			bn := BatchNormParams{C: c.K, Spatial: c.oh * c.ow, Epsilon: 1e-3, Momentum: 0.1}
+			require.NoError(t, bn.Init())
+			BatchNormInference(&bn, tc.n, want, want, scale, shift, mean, variance)
+			c.Epilogue.Apply(want)
+			if !withBias {
+				requireSameBits(t, want, fused, "%s", tc.name)
+				continue
+			}
+			for i := range want {
+				require.InDelta(t, want[i], fused[i], 1e-5*(1+math.Abs(float64(want[i]))), "%s [%d]", tc.name, i)
+			}
+		}
+	}
+	p := Conv2DBNParams{Conv: convGeom(2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}), Epsilon: float32(math.NaN())}
+	require.Error(t, p.Init())
+}

@@ -131,7 +131,11 @@ func eval(nd *ir.Node, a []*Tensor, n int) (*Tensor, error) {
 	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv:
 		return binary(nd.Op, a[0], a[1]), nil
 	case ir.OpConv:
-		return conv(nd.Attrs.(*ir.ConvAttrs), a[0], a[1], a[2]), nil
+		at := nd.Attrs.(*ir.ConvAttrs)
+		if !at.BN {
+			return conv(at, a[0], a[1], a[2], nil), nil
+		}
+		return conv(at, a[0], a[1], a[2], a[3:7]), nil
 	case ir.OpGemm:
 		return gemm(nd.Attrs.(*ir.GemmAttrs), a[0], a[1], a[2]), nil
 	case ir.OpMatMul:
@@ -223,7 +227,9 @@ func binary(op ir.Op, a, b *Tensor) *Tensor {
 	return y
 }
 
-func conv(at *ir.ConvAttrs, x, w, b *Tensor) *Tensor {
+// conv is Conv; bn, when not nil, holds a fused batch normalisation's
+// scale, shift, mean and variance, applied before the activation.
+func conv(at *ir.ConvAttrs, x, w, b *Tensor, bn []*Tensor) *Tensor {
 	n, c, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	k, cg, kh, kw := w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
 	sh, sw := at.Strides[0], at.Strides[1]
@@ -257,6 +263,9 @@ func conv(at *ir.ConvAttrs, x, w, b *Tensor) *Tensor {
 								acc += x.Data[((s*c+ch)*h+r)*wd+q] * w.Data[((o*cg+ci)*kh+u)*kw+v]
 							}
 						}
+					}
+					if bn != nil {
+						acc = bn[0].Data[o]*(acc-bn[2].Data[o])/math.Sqrt(bn[3].Data[o]+float64(at.BNEpsilon)) + bn[1].Data[o]
 					}
 					switch at.Act {
 					case "relu":
