@@ -168,7 +168,7 @@ func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
 	t := smhBandTasks.get()
 	*t = smhBandTask{g: g, dst: dst, l: l, r: r, d: d, rank: rank, off: off, h: h, m: m, j0: j0, j1: j1, alpha: s}
 	units := (j1 - j0 + g.nr - 1) / g.nr
-	ParallelFor(units, max(1, gemmParallelMin/(m*rank*g.nr)), t)
+	ParallelFor(units, max(1, smhParallelMin/(m*rank*g.nr)), t)
 	*t = smhBandTask{}
 	smhBandTasks.put(t)
 }
@@ -378,3 +378,11 @@ func smhCeilDiv(a, b int) int {
 	}
 	return (a + b - 1) / b
 }
+
+// smhParallelMin is the multiply-adds below which a reconstruction stays
+// on the caller's goroutine: a quarter of Sgemm's threshold, because a
+// fused Forward at batch 1 reconstructs every layer's weights between
+// layers, with nothing else to run alongside, and the pool's hand-off
+// (about a microsecond, its workers spinning between calls) is paid back
+// from about that size on.
+const smhParallelMin = gemmParallelMin / 4
