@@ -29,14 +29,31 @@ type workerPool struct {
 	n    int
 }
 
-// poolSpin is how long an idle helper keeps polling for its next chunk, and
-// a caller for its helpers' chunks, before blocking. A blocked goroutine
-// takes 15-20 µs to wake on this machine (a futex wake-up in a VM), which
-// BenchmarkParallelForAfterSerialWork measures; a model's kernels call
-// ParallelFor every few to few hundred microseconds, so without the spin
-// every call would pay that. OpenMP runtimes spin for the same reason
-// (for far longer by default).
-const poolSpin = 100 * time.Microsecond
+// poolSpin is how long, in nanoseconds, an idle helper keeps polling for
+// its next chunk, and a caller for its helpers' chunks, before blocking. A
+// blocked goroutine takes 15-20 µs to wake on this machine (a futex
+// wake-up in a VM), which BenchmarkParallelForAfterSerialWork measures; a
+// model's kernels call ParallelFor every few to few hundred microseconds,
+// so without the spin every call would pay that. OpenMP runtimes spin for
+// the same reason (for far longer by default). SetPoolSpin changes it.
+var poolSpin atomic.Int64
+
+// DefaultPoolSpin is the pool's spin before SetPoolSpin: long enough to
+// bridge the serial stretches between a model's kernels, short enough that
+// an idle model burns no measurable CPU.
+const DefaultPoolSpin = 100 * time.Microsecond
+
+func init() { poolSpin.Store(int64(DefaultPoolSpin)) }
+
+// SetPoolSpin sets how long the worker pool's goroutines poll for work
+// before they block, and returns the previous setting. Zero makes them
+// block at once: the least CPU spent waiting (for battery-powered devices,
+// or a machine shared with busier processes), at the price of a wake-up
+// (15-20 µs here) on each parallel kernel call that follows serial work.
+// Negative durations count as zero.
+func SetPoolSpin(d time.Duration) time.Duration {
+	return time.Duration(poolSpin.Swap(int64(max(d, 0))))
+}
 
 type poolJob struct {
 	t      Task
@@ -107,6 +124,7 @@ func ParallelFor(n, grain int, t Task) {
 // before it blocks.
 func (p *workerPool) take() poolJob {
 	var start time.Time
+	spin := time.Duration(poolSpin.Load())
 	for i := 0; ; i++ {
 		select {
 		case j := <-p.jobs:
@@ -116,7 +134,7 @@ func (p *workerPool) take() poolJob {
 		if i%32 == 0 {
 			if i == 0 {
 				start = time.Now()
-			} else if time.Since(start) > poolSpin {
+			} else if time.Since(start) > spin {
 				return <-p.jobs
 			}
 			// Let any other goroutine have this P while we wait.
@@ -129,9 +147,9 @@ func (p *workerPool) take() poolJob {
 // for up to poolSpin before it blocks.
 func (p *workerPool) await() {
 	if p.left.Load() != 0 {
-		start := time.Now()
+		start, spin := time.Now(), time.Duration(poolSpin.Load())
 		for i := 1; p.left.Load() != 0; i++ {
-			if i%32 == 0 && time.Since(start) > poolSpin {
+			if i%32 == 0 && time.Since(start) > spin {
 				break
 			}
 		}

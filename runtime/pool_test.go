@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -64,4 +65,21 @@ func TestParallelForAllocatesNothing(t *testing.T) {
 	ParallelFor(1000, 1, ct)
 	allocs := testing.AllocsPerRun(100, func() { ParallelFor(1000, 1, ct) })
 	require.Zero(t, allocs)
+}
+
+// TestSetPoolSpin: with the spin off the helpers block between calls, and
+// the work is still all done, once.
+func TestSetPoolSpin(t *testing.T) {
+	require.Equal(t, DefaultPoolSpin, SetPoolSpin(0))
+	defer SetPoolSpin(DefaultPoolSpin)
+	for range 3 {
+		ct := &countTask{hits: make([]int32, 100)}
+		ParallelFor(100, 1, ct)
+		for i, h := range ct.hits {
+			require.Equal(t, int32(1), h, "item %d", i)
+		}
+		time.Sleep(time.Millisecond) // let the helper block
+	}
+	require.Equal(t, time.Duration(0), SetPoolSpin(-time.Second))
+	require.Equal(t, time.Duration(0), SetPoolSpin(DefaultPoolSpin))
 }
