@@ -56,8 +56,8 @@ func runSMH(h *harness) (*report, error) {
 		"Each round times every package in cycles of one call each, reversing the order every cycle, so that the machine's "+
 		"drifting speed affects all alike; ×dense is the median over the rounds of the ratio to the dense package in the same "+
 		"round (range over the rounds in parentheses), and the summary also gives the ratio of single calls made in the same cycle. "+
-		"The packages are the default `-mode=auto` (trainable) ones, so Forward runs BatchNorm over the running statistics "+
-		"instead of folding it. \"SMH kernels alone\" times, in the same rounds, what SMH adds to a training step on the "+
+		"The packages are the default `-mode=auto` (trainable) ones, so Forward folds BatchNorm's running statistics into the "+
+		"convolution at every call (`Conv2DBatchNorm`) instead of once at compile time. \"SMH kernels alone\" times, in the same rounds, what SMH adds to a training step on the "+
 		"package's own layout: one `SMHWeight` per compressed tensor (which a fused Forward also does) and one `SMHGradSum`.\n\n",
 		h.opts.lr, trainBatch, joinInts(inferBatches, " and ")))
 	for _, t := range ts {
