@@ -2,7 +2,11 @@
 
 package runtime
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate go run gemm_asm_gen.go
 
@@ -133,9 +137,33 @@ func gemmPackGatherAsm(dst, src []float32, ld, w, n, kc, kcp int, alpha float32)
 			gemmPackGather8Y(&d[r], w, &src[(s*w+r)*ld], ld, kc, alpha)
 		}
 		if r < rows {
-			gemmPackGatherRows(d[r:], src[(s*w+r)*ld:], ld, w, rows-r, kc, alpha)
+			gemmPackGatherTail(d[r:], src[(s*w+r)*ld:], ld, w, rows-r, kc, alpha)
 		}
 	}
+}
+
+// gemmGatherTailK bounds the k extent gemmPackGatherTail copies to its
+// stack buffer (every implementation's kc is at most 256).
+const gemmGatherTailK = 256
+
+// gemmPackGatherTail packs the last 1-7 rows of a sliver: a filter block
+// of 6 output channels, say, is all tail. They are copied into a
+// zero-padded block of 8 rows and transposed by the vector packer, which
+// sets the missing rows' lanes to zero as gemmPackFunc requires (alpha
+// finite); the scalar loop, whose strided stores cost a cycle or more per
+// element, serves what that cannot.
+func gemmPackGatherTail(d, src []float32, ld, w, rows, kc int, alpha float32) {
+	if kc > gemmGatherTailK || math.IsNaN(float64(alpha)) || math.IsInf(float64(alpha), 0) {
+		gemmPackGatherRows(d, src, ld, w, rows, kc, alpha)
+		return
+	}
+	var buf [8 * gemmGatherTailK]float32
+	for i := range rows {
+		copy(buf[i*kc:][:kc], src[i*ld:][:kc])
+	}
+	clear(buf[rows*kc : 8*kc])
+	_ = d[(kc-1)*w+7]
+	gemmPackGather8Y(&d[0], w, &buf[0], kc, kc, alpha)
 }
 
 // gemmAdd sets dst[i] += src[i] over dst (src is at least as long): the
