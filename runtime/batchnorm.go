@@ -319,11 +319,22 @@ func BatchNormFold(p *BatchNormParams, mul, add, scale, bias, mean, variance []f
 	mul, add = nnNeed(k, "mul", mul, C), nnNeed(k, "add", add, C)
 	scale, bias = nnNeed(k, "scale", scale, C), nnNeed(k, "bias", bias, C)
 	mean, variance = nnNeed(k, "mean", mean, C), nnNeed(k, "variance", variance, C)
-	eps := float64(p.Epsilon)
-	for c := range C {
-		m := float64(scale[c]) / math.Sqrt(float64(variance[c])+eps)
+	bnFold(mul, add, scale, bias, mean, variance, nil, p.Epsilon)
+}
+
+// bnFold is BatchNormFold's arithmetic on checked slices, with the bias
+// convBias (nil for none) of a preceding convolution folded into add too:
+// mul = scale/sqrt(variance+eps), add = bias - (mean-convBias)*mul, in
+// float64.
+func bnFold(mul, add, scale, bias, mean, variance, convBias []float32, eps float32) {
+	for c := range mul {
+		m := float64(scale[c]) / math.Sqrt(float64(variance[c])+float64(eps))
+		mu := float64(mean[c])
+		if convBias != nil {
+			mu -= float64(convBias[c])
+		}
 		mul[c] = float32(m)
-		add[c] = float32(float64(bias[c]) - float64(mean[c])*m)
+		add[c] = float32(float64(bias[c]) - mu*m)
 	}
 }
 

@@ -433,16 +433,7 @@ func Conv2DBatchNorm(p *Conv2DBNParams, n int, y, x, w, b, scale, shift, mean, v
 	if b != nil {
 		b = convNeed(op, "b", b, k)
 	}
-	eps := float64(p.Epsilon)
-	for i := range k {
-		m := float64(scale[i]) / math.Sqrt(float64(variance[i])+eps)
-		mu := float64(mean[i])
-		if b != nil {
-			mu -= float64(b[i])
-		}
-		p.mul[i] = float32(m)
-		p.add[i] = float32(float64(shift[i]) - mu*m)
-	}
+	bnFold(p.mul, p.add, scale, shift, mean, variance, b, p.Epsilon)
 	c.forward(op, n, y, x, w, p.mul, p.add)
 }
 
