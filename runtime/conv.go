@@ -588,6 +588,9 @@ type convScratch struct {
 	col   []float32
 	pad   []float32 // a zero-bordered input plane (depthwise 3x3)
 	wide  []float32 // a wide-form direct convolution's output, before compaction
+	wx    []float32 // gradFilterWide's zero-bordered inputs
+	wdy   []float32 // gradFilterWide's widened dy
+	wacc  []float32 // gradFilterWide's lane sums
 	acc   []float64
 	colB  convColPanel
 	colTB convColTPanel
@@ -741,7 +744,7 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 // matrix built and transposed into the GEMM's packed panels a sliver at a
 // time (convColTPanel).
 func (p *Conv2DParams) gradFilterChunk(gs *gemmScratch, cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) {
-	if p.gradFilterDirect(gs, cs, par, n0, n1, dst, x, dy) {
+	if p.gradFilterDirect(gs, cs, par, n0, n1, dst, x, dy) || p.gradFilterWide(cs, par, n0, n1, dst, x, dy) {
 		return
 	}
 	hw, P := p.H*p.W, p.oh*p.ow

@@ -217,3 +217,191 @@ func gemmStridedB(g *gemmImpl) bool { return g == gemmZ }
 func gemmStridedTile(k int, a, b []float32, offs []int32, masks []uint32, c []float32, ldc, mr, nr int, overwrite bool) {
 	gemmConvKernel8x32Z(k, &a[0], &b[0], &offs[0], &masks[0], &c[0], ldc, mr, nr, overwrite)
 }
+
+// convWgradKernels holds convWgrad4xTZ at index T.
+var convWgradKernels = [...]func(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32){
+	nil, convWgrad4x1Z, convWgrad4x2Z, convWgrad4x3Z, convWgrad4x4Z, convWgrad4x5Z, convWgrad4x6Z,
+}
+
+// convWgradTaps is the widest kernel row gradFilterWide takes (the
+// generator's constant of the same name).
+const convWgradTaps = len(convWgradKernels) - 1
+
+// convWgradBatchFloats bounds the floats of input and dy copies one
+// gradFilterWide step holds, so that they stay in L2 while every kernel
+// row reads them.
+const convWgradBatchFloats = 32 << 10
+
+// gradFilterWide is gradFilterChunk for an ungrouped convolution with unit
+// strides, no dilation along W and kernel rows at most 6 wide, on
+// AVX-512. It computes dW[k][c][kh][kw] = Σ_q dy_k[q] · x_c[q + kh·dil·Wp
+// + kw] over the positions q of the wide grid (rows Wp = PadLeft+W+PadRight
+// wide, as in the wide direct form) with x zero-bordered and dy widened to
+// Wp with zeros past each output row: every (c, kh) pair and four output
+// channels is one kernel call whose x vectors are a kernel row's taps, so
+// no im2col matrix is built and the multiply-adds are all useful. This is
+// the gradient of LeNet-5's convolutions and of any first layer with few
+// input channels, which gradFilterDirect does not take. The kernel keeps
+// 16 lane sums per weight; they are added in a fixed order at the end, so
+// the result does not depend on the pool. With par the kernel calls are
+// spread over the pool. It reports false, having done nothing, when it
+// does not apply.
+func (p *Conv2DParams) gradFilterWide(cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) bool {
+	if gemmUse != gemmZ || p.Groups != 1 || p.pointwise || p.StrideH != 1 || p.StrideW != 1 ||
+		p.DilationW != 1 || p.KW > convWgradTaps {
+		return false
+	}
+	g := p.wgradGeom()
+	hw, P := p.H*p.W, p.oh*p.ow
+	// Copies, a step of samples at a time: the zero-bordered input when
+	// there is padding, dy widened when its rows are narrower than Wp.
+	perX, perDy := 0, 0
+	if g.padded {
+		perX = p.C * g.plane
+	}
+	if g.wp != p.ow {
+		perDy = p.K * p.oh * g.wp
+	}
+	step := max(1, convWgradBatchFloats/max(1, perX+perDy))
+	cs.wx = gemmGrow(cs.wx, step*perX)
+	cs.wdy = gemmGrow(cs.wdy, step*perDy)
+	nacc := g.blocks * p.C * p.KH * 4 * p.KW * 16
+	cs.wacc = gemmGrow(cs.wacc, nacc)
+	acc := cs.wacc[:nacc]
+	clear(acc)
+	for s0 := n0; s0 < n1; s0 += step {
+		ns := min(step, n1-s0)
+		xs, sx := x[s0*p.C*hw:][:ns*p.C*hw], p.C*hw
+		if g.padded {
+			xs, sx = cs.wx[:ns*perX], perX
+			for s := 0; s < ns; s++ {
+				p.wideInput(xs[s*perX:][:perX], x[(s0+s)*p.C*hw:][:p.C*hw], g)
+			}
+		}
+		dys, sdy := dy[s0*p.K*P:][:ns*p.K*P], p.K*P
+		if perDy != 0 {
+			dys, sdy = cs.wdy[:ns*perDy], perDy
+			for s := 0; s < ns; s++ {
+				widenRows(dys[s*perDy:][:perDy], dy[(s0+s)*p.K*P:][:p.K*P], p.ow, g.wp)
+			}
+		}
+		job := convWgradJob{p: p, g: g, ns: ns, xs: xs, sx: sx, dys: dys, sdy: sdy, acc: acc}
+		if par && Workers() > 1 {
+			t := convWgradTasks.get()
+			t.job = job
+			ParallelFor(g.blocks*p.C*p.KH, 1, t)
+			*t = convWgradTask{}
+			convWgradTasks.put(t)
+		} else {
+			job.run(0, g.blocks*p.C*p.KH)
+		}
+	}
+	// Each weight's 16 lane sums, in a fixed order.
+	khw := p.KH * p.KW
+	for b := 0; b < g.blocks*p.C*p.KH; b++ {
+		kb, c, kh := b/(p.C*p.KH), b/p.KH%p.C, b%p.KH
+		blk := acc[b*4*p.KW*16:][:4*p.KW*16]
+		for i := 0; i < 4 && kb*4+i < p.K; i++ {
+			for j := 0; j < p.KW; j++ {
+				dst[(kb*4+i)*p.crs+c*khw+kh*p.KW+j] = laneSum16(blk[(i*p.KW+j)*16:][:16])
+			}
+		}
+	}
+	return true
+}
+
+// convWgradGeom is the wide grid of gradFilterWide.
+type convWgradGeom struct {
+	wp, plane int  // row width and floats per zero-bordered input plane
+	n         int  // positions per output plane on the grid: (OH-1)*wp + OW
+	blocks    int  // groups of four output channels
+	padded    bool // the input needs a zero-bordered copy
+}
+
+func (p *Conv2DParams) wgradGeom() convWgradGeom {
+	wp := p.PadLeft + p.W + p.PadRight
+	return convWgradGeom{
+		wp:     wp,
+		plane:  (p.PadTop + p.H + p.PadBottom) * wp,
+		n:      (p.oh-1)*wp + p.ow,
+		blocks: (p.K + 3) / 4,
+		padded: p.PadTop+p.PadLeft+p.PadBottom+p.PadRight != 0,
+	}
+}
+
+// wideInput writes x's planes, zero-bordered, into xp (C planes of
+// g.plane floats).
+func (p *Conv2DParams) wideInput(xp, x []float32, g convWgradGeom) {
+	for c := 0; c < p.C; c++ {
+		pl := xp[c*g.plane:][:g.plane]
+		xc := x[c*p.H*p.W:][:p.H*p.W]
+		top := p.PadTop * g.wp
+		clear(pl[:top])
+		for h := 0; h < p.H; h++ {
+			row := pl[top+h*g.wp:][:g.wp]
+			clear(row[:p.PadLeft])
+			copy(row[p.PadLeft:], xc[h*p.W:][:p.W])
+			clear(row[p.PadLeft+p.W:])
+		}
+		clear(pl[top+p.H*g.wp:])
+	}
+}
+
+// widenRows copies the rows w wide of src into rows wp wide of dst,
+// zeroing the columns past w.
+func widenRows(dst, src []float32, w, wp int) {
+	for r := 0; r < len(src)/w; r++ {
+		row := dst[r*wp:][:wp]
+		copy(row, src[r*w:][:w])
+		clear(row[w:])
+	}
+}
+
+// laneSum16 adds 16 lane sums pairwise.
+func laneSum16(v []float32) float32 {
+	v = v[:16]
+	var h [8]float32
+	for i := range h {
+		h[i] = v[i] + v[i+8]
+	}
+	for i := 0; i < 4; i++ {
+		h[i] += h[i+4]
+	}
+	return (h[0] + h[2]) + (h[1] + h[3])
+}
+
+// convWgradJob is one step of gradFilterWide: blocks b of (four output
+// channels, input channel, kernel row) over ns samples.
+type convWgradJob struct {
+	p       *Conv2DParams
+	g       convWgradGeom
+	ns      int
+	xs, dys []float32
+	sx, sdy int
+	acc     []float32
+}
+
+func (j *convWgradJob) run(b0, b1 int) {
+	p, g := j.p, j.g
+	kern := convWgradKernels[p.KW]
+	// dy's planes are oh*ow floats when not widened, and then wp == ow;
+	// x's are H*W when not zero-bordered, and then plane == H*W.
+	P := p.oh * g.wp
+	for b := b0; b < b1; b++ {
+		kb, c, kh := b/(p.C*p.KH), b/p.KH%p.C, b%p.KH
+		var d [4]*float32
+		for i := range d {
+			d[i] = &j.dys[min(kb*4+i, p.K-1)*P]
+		}
+		xr := &j.xs[c*g.plane+kh*p.DilationH*g.wp]
+		kern(g.n, j.ns, d[0], d[1], d[2], d[3], j.sdy, xr, j.sx, &j.acc[b*4*p.KW*16])
+	}
+}
+
+// convWgradTask spreads a gradFilterWide step's blocks over the pool.
+type convWgradTask struct{ job convWgradJob }
+
+var convWgradTasks gemmFreeList[convWgradTask]
+
+// Run implements Task.
+func (t *convWgradTask) Run(lo, hi int) { t.job.run(lo, hi) }

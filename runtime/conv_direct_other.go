@@ -15,6 +15,11 @@ func (p *Conv2DParams) gradFilterDirect(gs *gemmScratch, cs *convScratch, par bo
 	return false
 }
 
+// gradFilterWide reports false: this build has no direct convolutions.
+func (p *Conv2DParams) gradFilterWide(cs *convScratch, par bool, n0, n1 int, dst, x, dy []float32) bool {
+	return false
+}
+
 // convDirectTPanel is empty: this build has no direct convolutions.
 type convDirectTPanel struct{}
 

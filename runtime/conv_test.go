@@ -80,6 +80,9 @@ func convCases() []convCase {
 		// dilated one whose rows are neither the input's nor the output's.
 		{"direct_wide_lenet_conv2", 3, convGeom(6, 14, 14, 16, 5, 5, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
 		{"direct_wide_dilated_asym", 2, convGeom(9, 11, 13, 12, 3, 2, 1, 1, 2, 3, 1, [4]int{2, 0, 1, 3})},
+		// LeNet-5's first convolution: gradFilterWide copies its padded
+		// inputs and widened dy in several steps of samples.
+		{"lenet_conv1_batch8", 8, convGeom(1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 1, [4]int{2, 2, 2, 2})},
 		// Large enough for several GEMM blocks and both parallel strategies.
 		{"gemm_blocks_batch4", 4, convGeom(16, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
 		{"gemm_parallel_batch1", 1, convGeom(16, 20, 20, 64, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1})},
@@ -643,4 +646,45 @@ func TestConv2DBatchNorm(t *testing.T) {
 	}
 	p := Conv2DBNParams{Conv: convGeom(2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}), Epsilon: float32(math.NaN())}
 	require.Error(t, p.Init())
+}
+
+// TestConv2DGradFilterWide runs gradFilterWide on every case it takes,
+// serially and spread over the pool, against the float64 reference.
+func TestConv2DGradFilterWide(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	tried, steps := 0, 0
+	for _, tc := range convCases() {
+		p := tc.p
+		require.NoError(t, p.Init())
+		x := convRand(rng, tc.n*p.C*p.H*p.W, 1)
+		g := convRand(rng, tc.n*p.K*p.oh*p.ow, 1)
+		_, wantDw, _ := convRefGrads(&p, tc.n, convF64(x), make([]float64, p.K*p.crs), convF64(g))
+		_, sw, _ := convRefGrads(&p, tc.n, convAbs(x), make([]float64, p.K*p.crs), convAbs(g))
+		terms := float64(tc.n * p.oh * p.ow)
+		var first []float32
+		for _, par := range []bool{false, true} {
+			cs := &convScratch{}
+			dw := convNaNs(p.K * p.crs)
+			if !p.gradFilterWide(cs, par, 0, tc.n, dw, x, g) {
+				break
+			}
+			convRequireClose(t, tc.name+" dw", dw, wantDw, sw, (terms+3)*0x1p-23)
+			if first == nil {
+				first = dw
+				tried++
+				if wp := p.PadLeft + p.W + p.PadRight; wp != p.ow && len(cs.wdy) < tc.n*p.K*p.oh*wp {
+					steps++
+				}
+				continue
+			}
+			requireSameBits(t, first, dw, "%s: the pool changed the bits", tc.name)
+		}
+	}
+	if convDirectWidth == 0 {
+		require.Zero(t, tried)
+		t.Skip("no AVX-512 kernels on this CPU or build")
+	}
+	require.GreaterOrEqual(t, tried, 8, "gradFilterWide took too few cases")
+	require.NotZero(t, steps, "no case needed several steps of samples")
+	t.Logf("gradFilterWide took %d cases", tried)
 }

@@ -429,6 +429,30 @@ func dwSet9Y(y, x0, x1, x2 *float32, n int, w *[9]float32)
 //go:noescape
 func dwDot3Y(grad, x *float32, n int, acc *[24]float32)
 
+// convWgrad4x1Z ... convWgrad4x6Z accumulate a wide-form filter gradient
+// (gradFilterWide): for samples s < ns, positions q < n, rows i < 4 and
+// taps j < T (the name's second number), lane q%16 of acc[(i*T+j)*16:]
+// gets d_i[s*sdy+q] * x[s*sx+q+j] added. Nothing past position n of a
+// sample is read (AVX-512).
+//
+//go:noescape
+func convWgrad4x1Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
+
+//go:noescape
+func convWgrad4x2Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
+
+//go:noescape
+func convWgrad4x3Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
+
+//go:noescape
+func convWgrad4x4Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
+
+//go:noescape
+func convWgrad4x5Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
+
+//go:noescape
+func convWgrad4x6Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
+
 // clipGradY sets dst[i] = grad[i] if lo < z[i] < hi, else +0, for i < n
 // (AVX).
 //

@@ -45,6 +45,9 @@ func main() {
 	dwAcc(g, 3)
 	dwAcc(g, 9)
 	dwDot(g)
+	for taps := 1; taps <= convWgradTaps; taps++ {
+		convWgrad(g, taps)
+	}
 	bnKernels(g)
 	maxPoolBack(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
@@ -56,7 +59,11 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"gemmKernel8x32Z", "gemmConvKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY", "maxPool2BackY"} {
+	names := []string{"gemmKernel8x32Z", "gemmConvKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY", "maxPool2BackY"}
+	for taps := 1; taps <= convWgradTaps; taps++ {
+		names = append(names, fmt.Sprintf("convWgrad4x%dZ", taps))
+	}
+	for _, name := range names {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
 		}
@@ -965,6 +972,97 @@ func dwAcc(g *gen, taps int) {
 	g.in("DECQ CX")
 	g.in("JMP %s_1", name)
 	g.label(name + "_done")
+	g.in("VZEROUPPER")
+	g.in("RET")
+}
+
+// convWgradTaps is the widest kernel row convWgrad emits kernels for: 4
+// rows of taps accumulators, 4 rows of dy and one x vector fill 29 of the
+// 32 zmm registers at 6.
+const convWgradTaps = 6
+
+// convWgrad emits convWgrad4x<taps>Z, the AVX-512 filter-gradient kernel
+// of a unit-stride convolution in the wide form (conv_direct_amd64.go,
+// gradFilterWide): for ns samples s and positions q < n, lane q%16 of
+// acc[(i*taps+j)*16:] gets d_i[s*sdy+q] * x[s*sx+q+j] added, for the four
+// rows d_i of dy and the taps j of one kernel row. The accumulators stay
+// in registers over all the samples; a masked last vector covers n not a
+// multiple of 16, reading nothing past position n.
+func convWgrad(g *gen, taps int) {
+	name := fmt.Sprintf("convWgrad4x%dZ", taps)
+	acc := func(i, j int) string { return fmt.Sprintf("Z%d", i*taps+j) }
+	g.f("\n// func %s(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)\n", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
+	g.in("MOVQ n+0(FP), R14")
+	g.in("MOVQ ns+8(FP), DX")
+	g.in("MOVQ d0+16(FP), R8")
+	g.in("MOVQ d1+24(FP), R9")
+	g.in("MOVQ d2+32(FP), R10")
+	g.in("MOVQ d3+40(FP), R11")
+	g.in("MOVQ sdy+48(FP), SI")
+	g.in("SHLQ $2, SI")
+	g.in("MOVQ x+56(FP), R12")
+	g.in("MOVQ sx+64(FP), DI")
+	g.in("SHLQ $2, DI")
+	g.in("MOVQ acc+72(FP), AX")
+	for i := 0; i < 4; i++ {
+		for j := 0; j < taps; j++ {
+			g.in("VMOVUPS %d(AX), %s", (i*taps+j)*64, acc(i, j))
+		}
+	}
+	rows := []string{"R8", "R9", "R10", "R11"}
+	// step emits one vector of positions at byte offset BX, masked by K1
+	// or not.
+	step := func(masked bool) {
+		mov := "VMOVUPS"
+		mask := ""
+		if masked {
+			mov, mask = "VMOVUPS.Z", " K1,"
+		}
+		for i, r := range rows {
+			g.in("%s (%s)(BX*1),%s Z%d", mov, r, mask, 24+i)
+		}
+		for j := 0; j < taps; j++ {
+			g.in("%s %d(R12)(BX*1),%s Z28", mov, 4*j, mask)
+			for i := range rows {
+				g.in("VFMADD231PS Z28, Z%d, %s", 24+i, acc(i, j))
+			}
+		}
+	}
+	g.in("TESTQ DX, DX")
+	g.in("JEQ %s_store", name)
+	g.label(name + "_sample")
+	g.in("XORQ BX, BX")
+	g.in("MOVQ R14, CX")
+	g.in("CMPQ CX, $16")
+	g.in("JLT %s_tail", name)
+	g.label(name + "_loop")
+	step(false)
+	g.in("ADDQ $64, BX")
+	g.in("SUBQ $16, CX")
+	g.in("CMPQ CX, $16")
+	g.in("JGE %s_loop", name)
+	g.label(name + "_tail")
+	g.in("TESTQ CX, CX")
+	g.in("JEQ %s_next", name)
+	g.in("MOVL $1, R13")
+	g.in("SHLL CX, R13")
+	g.in("DECL R13")
+	g.in("KMOVW R13, K1")
+	step(true)
+	g.label(name + "_next")
+	for _, r := range rows {
+		g.in("ADDQ SI, %s", r)
+	}
+	g.in("ADDQ DI, R12")
+	g.in("DECQ DX")
+	g.in("JNE %s_sample", name)
+	g.label(name + "_store")
+	for i := 0; i < 4; i++ {
+		for j := 0; j < taps; j++ {
+			g.in("VMOVUPS %s, %d(AX)", acc(i, j), (i*taps+j)*64)
+		}
+	}
 	g.in("VZEROUPPER")
 	g.in("RET")
 }
