@@ -75,7 +75,8 @@ func (p *Conv2DParams) directSlivers(ap, xp, y []float32, j0, j1 int) {
 		m := d.masks[d.phase[j]:][:crs]
 		cols := min(nr, P-q0)
 		for i := 0; i < p.kg; i += mr {
-			gemmConvKernel8x32Z(crs, &ap[i*crs], &xp[q0], &d.offs[0], &m[0], &y[i*P+q0], P, min(mr, p.kg-i), cols, true)
+			rows := min(mr, p.kg-i)
+			gemmConvKernels[rows](crs, &ap[i*crs], &xp[q0], &d.offs[0], &m[0], &y[i*P+q0], P, rows, cols, true)
 		}
 	}
 }
@@ -215,7 +216,7 @@ func gemmStridedB(g *gemmImpl) bool { return g == gemmZ }
 // bit in masks[p] is clear as 0 (gemmConvKernel8x32Z). a is a packed
 // sliver k steps deep, and c the tile's first element with row stride ldc.
 func gemmStridedTile(k int, a, b []float32, offs []int32, masks []uint32, c []float32, ldc, mr, nr int, overwrite bool) {
-	gemmConvKernel8x32Z(k, &a[0], &b[0], &offs[0], &masks[0], &c[0], ldc, mr, nr, overwrite)
+	gemmConvKernels[mr](k, &a[0], &b[0], &offs[0], &masks[0], &c[0], ldc, mr, nr, overwrite)
 }
 
 // convWgradKernels holds convWgrad4xTZ at index T.

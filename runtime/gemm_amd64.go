@@ -372,6 +372,38 @@ func gemmKernel8x32Z(k int, a, b, c *float32, ldc, mr, nr int, overwrite bool)
 //go:noescape
 func gemmConvKernel8x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
 
+// gemmConvKernel1x32Z ... gemmConvKernel7x32Z are gemmConvKernel8x32Z
+// computing only the first 1 to 7 rows of the tile (the name's first
+// number, which mr must not exceed), from the same 8-row packed slivers.
+//
+//go:noescape
+func gemmConvKernel1x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+//go:noescape
+func gemmConvKernel2x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+//go:noescape
+func gemmConvKernel3x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+//go:noescape
+func gemmConvKernel4x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+//go:noescape
+func gemmConvKernel5x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+//go:noescape
+func gemmConvKernel6x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+//go:noescape
+func gemmConvKernel7x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)
+
+// gemmConvKernels holds, at index mr, the convolution kernel that computes
+// exactly a tile's mr rows.
+var gemmConvKernels = [...]func(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool){
+	nil, gemmConvKernel1x32Z, gemmConvKernel2x32Z, gemmConvKernel3x32Z, gemmConvKernel4x32Z,
+	gemmConvKernel5x32Z, gemmConvKernel6x32Z, gemmConvKernel7x32Z, gemmConvKernel8x32Z,
+}
+
 // gemmKernel6x16Y is the AVX2+FMA kernel of gemmY.
 //
 //go:noescape

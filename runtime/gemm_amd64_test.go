@@ -99,3 +99,44 @@ func TestGemmPackAsmMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestGemmConvKernelRows: the kernels that compute 1 to 7 rows of a
+// convolution tile give the first rows of the 8-row kernel's result, bit
+// for bit, for full and edge tiles, overwriting and accumulating.
+func TestGemmConvKernelRows(t *testing.T) {
+	if !gemmHasAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const k, ldc = 13, 40
+	a := make([]float32, 8*k)
+	b := make([]float32, 64+k*3+32)
+	for i := range a {
+		a[i] = rng.Float32()*2 - 1
+	}
+	for i := range b {
+		b[i] = rng.Float32()*2 - 1
+	}
+	offs := make([]int32, k)
+	masks := make([]uint32, k)
+	for p := range offs {
+		offs[p] = int32(3 * p)
+		masks[p] = rng.Uint32() | 1
+	}
+	c0 := make([]float32, 8*ldc)
+	for i := range c0 {
+		c0[i] = rng.Float32()
+	}
+	for _, nr := range []int{32, 19} {
+		for _, overwrite := range []bool{true, false} {
+			want := append([]float32(nil), c0...)
+			gemmConvKernel8x32Z(k, &a[0], &b[0], &offs[0], &masks[0], &want[0], ldc, 8, nr, overwrite)
+			for mr := 1; mr <= 8; mr++ {
+				got := append([]float32(nil), c0...)
+				gemmConvKernels[mr](k, &a[0], &b[0], &offs[0], &masks[0], &got[0], ldc, mr, nr, overwrite)
+				requireSameBits(t, want[:mr*ldc], got[:mr*ldc], "rows %d nr %d overwrite %v", mr, nr, overwrite)
+				requireSameBits(t, c0[mr*ldc:], got[mr*ldc:], "rows %d wrote past its rows", mr)
+			}
+		}
+	}
+}

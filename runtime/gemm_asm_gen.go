@@ -33,7 +33,9 @@ func main() {
 	g.f("//go:build amd64 && !purego\n\n")
 	g.f("#include \"textflag.h\"\n\n")
 	kernelZ(g, 8, 2, 4)
-	convKernelZ(g, 8, 2, 4)
+	for mr := convKernelRows; mr >= 1; mr-- {
+		convKernelZ(g, mr, 2, 4)
+	}
 	kernelY(g, 6, 2, 4)
 	packCopy(g)
 	packGather8(g)
@@ -59,9 +61,12 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	names := []string{"gemmKernel8x32Z", "gemmConvKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY", "maxPool2BackY"}
+	names := []string{"gemmKernel8x32Z", "gemmKernel6x16Y", "gemmPackCopyY", "gemmPackGather8Y", "gemmAddY", "gemmGather2Y", "clampY", "reluGradY", "clipGradY", "dwAcc3Y", "dwSet9Y", "dwDot3Y", "bnSumY", "bnSqDevY", "bnGradY", "bnAffineY", "bnGradXY", "maxPool2BackY"}
 	for taps := 1; taps <= convWgradTaps; taps++ {
 		names = append(names, fmt.Sprintf("convWgrad4x%dZ", taps))
+	}
+	for mr := 1; mr <= convKernelRows; mr++ {
+		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr))
 	}
 	for _, name := range names {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
@@ -118,7 +123,7 @@ func kernelZ(g *gen, mr, nv, u int) {
 		g.in("VPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	// k step s: nv vectors of B at BX, the broadcasts of A at AX.
-	kLoopZ(g, name, mr, nv, u, func(s int) {
+	kLoopZ(g, name, mr, mr, nv, u, func(s int) {
 		for v := 0; v < nv; v++ {
 			g.in("VMOVUPS %d(BX), %s", (s*nr+16*v)*4, breg(v))
 		}
@@ -131,9 +136,9 @@ func kernelZ(g *gen, mr, nv, u int) {
 // kLoopZ emits an AVX-512 kernel's k loop over CX steps, unrolled u times
 // with a 1-step tail, ending at label name_store: loadB(s) loads step s's B
 // vectors into the registers after the mr*nv accumulators, then mr
-// broadcasts of packed A (at AX) each feed nv FMAs; advanceB(steps) moves
-// B's pointers on by that many steps.
-func kLoopZ(g *gen, name string, mr, nv, u int, loadB func(s int), advanceB func(steps int)) {
+// broadcasts of packed A (at AX, am rows per k step, am >= mr) each feed nv
+// FMAs; advanceB(steps) moves B's pointers on by that many steps.
+func kLoopZ(g *gen, name string, mr, am, nv, u int, loadB func(s int), advanceB func(steps int)) {
 	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*nv+v) }
 	nacc := mr * nv
 	nb := 32 - nacc - nv // registers left for broadcasts
@@ -144,7 +149,7 @@ func kLoopZ(g *gen, name string, mr, nv, u int, loadB func(s int), advanceB func
 	step := func(s int) {
 		loadB(s)
 		for i := 0; i < mr; i++ {
-			g.in("VBROADCASTSS %d(AX), %s", (s*mr+i)*4, bc(i))
+			g.in("VBROADCASTSS %d(AX), %s", (s*am+i)*4, bc(i))
 			for v := 0; v < nv; v++ {
 				g.in("VFMADD231PS Z%d, %s, %s", nacc+v, bc(i), acc(i, v))
 			}
@@ -156,7 +161,7 @@ func kLoopZ(g *gen, name string, mr, nv, u int, loadB func(s int), advanceB func
 	for s := 0; s < u; s++ {
 		step(s)
 	}
-	g.in("ADDQ $%d, AX", u*mr*4)
+	g.in("ADDQ $%d, AX", u*am*4)
 	advanceB(u)
 	g.in("SUBQ $%d, CX", u)
 	g.in("CMPQ CX, $%d", u)
@@ -166,7 +171,7 @@ func kLoopZ(g *gen, name string, mr, nv, u int, loadB func(s int), advanceB func
 	g.in("JEQ %s_store", name)
 	g.label(name + "_tailloop")
 	step(0)
-	g.in("ADDQ $%d, AX", mr*4)
+	g.in("ADDQ $%d, AX", am*4)
 	advanceB(1)
 	g.in("DECQ CX")
 	g.in("JNE %s_tailloop", name)
@@ -265,7 +270,14 @@ func storeZ(g *gen, name string, mr, nv, argOff int) {
 	g.f("\n")
 }
 
-// convKernelZ emits gemmConvKernel8x32Z: kernelZ's tile with B read
+// convKernelRows is the rows of A's packed slivers that the convolution
+// kernels read: gemmConvKernel8x32Z computes them all, and
+// gemmConvKernel1x32Z ... gemmConvKernel7x32Z the first 1 to 7, for tiles
+// with fewer rows (a conv with 6 output channels, an SMH band of 5 rows)
+// at the cost of those rows only.
+const convKernelRows = 8
+
+// convKernelZ emits gemmConvKernel<mr>x32Z: kernelZ's tile with B read
 // straight from a zero-bordered input plane instead of a packed panel. k
 // step p loads the 16*nv floats at b + 4*offs[p] bytes, lanes whose bit in
 // masks[p] is clear read as 0 (bits 16v..16v+15 for vector v). The k loop is
@@ -297,7 +309,7 @@ func convKernelZ(g *gen, mr, nv, u int) {
 	}
 	// k step s: B's offset and lane masks from DX and R13, then nv masked
 	// loads at BX plus the offset.
-	kLoopZ(g, name, mr, nv, u, func(s int) {
+	kLoopZ(g, name, mr, convKernelRows, nv, u, func(s int) {
 		g.in("MOVLQSX %d(DX), R12", 4*s)
 		g.in("MOVL %d(R13), R9", 4*s)
 		g.in("KMOVW R9, K1")
