@@ -167,8 +167,13 @@ func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
 	}
 	t := smhBandTasks.get()
 	*t = smhBandTask{g: g, dst: dst, l: l, r: r, d: d, rank: rank, off: off, h: h, m: m, j0: j0, j1: j1, alpha: s}
-	units := (j1 - j0 + g.nr - 1) / g.nr
-	ParallelFor(units, max(1, smhParallelMin/(m*rank*g.nr)), t)
+	t.slivers = (j1 - j0 + g.nr - 1) / g.nr
+	t.rowsPer = m
+	if m > smhRowBlock {
+		t.rowsPer = smhRowBlock
+	}
+	units := t.slivers * ((m + t.rowsPer - 1) / t.rowsPer)
+	ParallelFor(units, max(1, smhParallelMin/(t.rowsPer*rank*g.nr)), t)
 	*t = smhBandTask{}
 	smhBandTasks.put(t)
 }
@@ -190,27 +195,41 @@ type smhBandTask struct {
 	h, m         int // the band's first row and height
 	j0, j1       int // the band's columns
 	alpha        float32
+	// The pool's units are nr-column slivers of blocks of rowsPer rows,
+	// block-major: splitting tall bands by rows too balances the workers
+	// to within a sliver of a block rather than a sliver of the band.
+	slivers, rowsPer int
 }
+
+// smhRowBlock is the rows of a band's blocks when it is split over the
+// pool (a multiple of every kernel's mr).
+const smhRowBlock = 24
 
 var smhBandTasks gemmFreeList[smhBandTask]
 
-// Run implements Task: units are nr-column slivers of the band.
+// Run implements Task: units are nr-column slivers of row blocks.
 func (t *smhBandTask) Run(lo, hi int) {
 	s := gemmScratches.get()
-	t.cols(s, t.j0+lo*t.g.nr, min(t.j0+hi*t.g.nr, t.j1))
+	for u := lo; u < hi; {
+		b, j := u/t.slivers, u%t.slivers
+		n := min(hi-u, t.slivers-j) // the run of units in block b
+		r0 := b * t.rowsPer
+		t.cols(s, t.j0+j*t.g.nr, min(t.j0+(j+n)*t.g.nr, t.j1), r0, min(r0+t.rowsPer, t.m))
+		u += n
+	}
 	gemmScratches.put(s)
 }
 
-// cols computes columns [j0, j1) of the band: sgemmB's blocking with the
+// cols computes columns [j0, j1) of the band's rows [r0, r1): sgemmB's blocking with the
 // store of each register tile clipped to the range. Where the kernel can
 // read B in place (gemmStridedB), R is not packed at all: a sliver's k
 // step is a run of R's row, d floats after the previous one. The sums are
 // the same either way.
-func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
-	g, d, k, m := t.g, t.d, t.rank, t.m
+func (t *smhBandTask) cols(s *gemmScratch, j0, j1, r0, r1 int) {
+	g, d, k := t.g, t.d, t.rank
 	mr, nr := g.mr, g.nr
 	kb := gemmBlock(k, g.kc, g.ku)
-	mb := gemmBlock(m, g.mc, mr)
+	mb := gemmBlock(r1-r0, g.mc, mr)
 	nb := gemmBlock(j1-j0, g.nc, nr)
 	kcMax := gemmRoundUp(kb, g.ku)
 	strided := gemmStridedB(g)
@@ -246,8 +265,8 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1 int) {
 				g.packCopy(s.b, t.r[pc*d+jc:], d, nr, nc, kc, kcp, 1)
 				gemmPadK(s.b, nr, (nc+nr-1)/nr, kc, kcp)
 			}
-			for ic := 0; ic < m; ic += mb {
-				mc := min(mb, m-ic)
+			for ic := r0; ic < r1; ic += mb {
+				mc := min(mb, r1-ic)
 				g.packA(s.a, false, t.l, k, t.h+ic, pc, mc, kc, kcp, t.alpha)
 				for jr := 0; jr < nc; jr += nr {
 					nrr := min(nr, nc-jr)
