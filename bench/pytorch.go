@@ -527,7 +527,7 @@ func (c *comparison) report(h *harness) *report {
 		"Training is forward, softmax cross-entropy, backward and an SGD step (momentum 0.9, learning rate %g) at batch %d, "+
 		"in train mode (BatchNorm on batch statistics); inference is a forward pass in eval mode (PyTorch under `torch.no_grad()`; "+
 		"ours folds BatchNorm's running statistics into the preceding convolution at every call, `Conv2DBatchNorm`, since a trainable "+
-		"package's weights change). Both sides use the same fixed-seed random inputs and labels "+
+		"package's weights change, and adds a residual block's shortcut and its ReLU in the same pass, `Conv2DBatchNormResidual`). Both sides use the same fixed-seed random inputs and labels "+
 		"(the Go program writes them for the Python one) and the same number of threads. Both run as persistent processes "+
 		"that warm up and calibrate first; in each round the harness asks each side in turn to time each measure (about %v for "+
 		"training, %v otherwise), the other side waiting, with the order alternating so neither always goes first. "+

@@ -36,6 +36,11 @@ type ConvAttrs struct {
 	// and variance, and BNEpsilon is its epsilon.
 	BN        bool    `ir:"bn"`
 	BNEpsilon float32 `ir:"bn_epsilon"`
+	// Residual is an Add fused after the convolution (and BN) and before
+	// Act (the Fuse pass): the node's last argument, after the bias slot
+	// or the normalisation's four, is a tensor of the result's shape that
+	// is added to it.
+	Residual bool `ir:"residual"`
 }
 
 func newConvAttrs() any {

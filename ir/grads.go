@@ -79,8 +79,8 @@ func rule(op Op, f func(g *gb, n *Node, dy []*Value, need []bool) []*Value) {
 func init() {
 	rule(OpConv, func(g *gb, n *Node, dy []*Value, need []bool) []*Value {
 		a := n.Attrs.(*ConvAttrs)
-		if a.Act != "" || a.BN {
-			g.err = fmt.Errorf("differentiate before fusing activations or batch normalisations into convolutions")
+		if a.Act != "" || a.BN || a.Residual {
+			g.err = fmt.Errorf("differentiate before fusing activations, batch normalisations or residuals into convolutions")
 			return nil
 		}
 		x, w := n.Args[0].Type.Shape, n.Args[1].Type.Shape

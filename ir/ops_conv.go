@@ -4,7 +4,7 @@ import "fmt"
 
 func init() {
 	register(OpConv, OpDef{
-		Name: "Conv", MinArgs: 2, MaxArgs: 7, Results: 1,
+		Name: "Conv", MinArgs: 2, MaxArgs: 8, Results: 1,
 		NewAttrs: newConvAttrs,
 		MinStage: StageImported, MaxStage: StageTraining,
 		Infer:        inferConv,
@@ -116,8 +116,17 @@ func inferConv(n *Node) ([]TensorType, error) {
 	if b := n.Arg(2); b != nil && !b.Type.Shape.Equal(Shape{k}) {
 		return nil, fmt.Errorf("bias %v, want [%d]", b.Type.Shape, k)
 	}
-	if a.BN != (len(n.Args) == 7) {
-		return nil, fmt.Errorf("%d arguments: want 7 with a fused batch normalisation (bn), at most 3 without", len(n.Args))
+	nargs, bnArgs := len(n.Args), 7
+	if a.Residual {
+		bnArgs++
+	}
+	switch {
+	case a.BN && nargs != bnArgs:
+		return nil, fmt.Errorf("%d arguments: want %d with a fused batch normalisation (bn)", nargs, bnArgs)
+	case !a.BN && a.Residual && nargs != 4:
+		return nil, fmt.Errorf("%d arguments: want 4 with a fused residual and no batch normalisation", nargs)
+	case !a.BN && !a.Residual && nargs > 3:
+		return nil, fmt.Errorf("%d arguments: want at most 3 without a fused batch normalisation or residual", nargs)
 	}
 	if a.BN {
 		for i, name := range []string{"scale", "shift", "mean", "variance"} {
@@ -138,7 +147,13 @@ func inferConv(n *Node) ([]TensorType, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []TensorType{Of(F32, x[0], k, oh, ow)}, nil
+	y := Of(F32, x[0], k, oh, ow)
+	if a.Residual {
+		if r := n.Args[len(n.Args)-1]; r == nil || !r.Type.Shape.Equal(y.Shape) {
+			return nil, fmt.Errorf("fused residual must have the result's shape %v", y.Shape)
+		}
+	}
+	return []TensorType{y}, nil
 }
 
 func canonConv(n *Node) error {
@@ -157,6 +172,9 @@ func costConv(n *Node) Cost {
 	y := n.Results[0].Type.Shape
 	macs := int64(y.Static()) * int64(w[1]*w[2]*w[3])
 	x := int64(n.Args[0].Type.Shape.Static())
+	if n.Attrs.(*ConvAttrs).Residual { // read as well as y written
+		x += int64(y.Static())
+	}
 	return Cost{FLOPs: 2 * macs, Bytes: 4 * (x + int64(y.Static()) + paramElems(n)), Params: paramElems(n)}
 }
 
@@ -181,17 +199,19 @@ func callConv(n *Node) (*KernelCall, error) {
 		{"DilationH", a.Dilations[0]}, {"DilationW", a.Dilations[1]},
 		{"Groups", a.Group}, {"Epilogue", epi},
 	}}
-	if a.BN {
-		return &KernelCall{
-			Func:   "Conv2DBatchNorm",
-			Params: &Struct{Type: "Conv2DBNParams", Fields: []Field{{"Conv", conv}, {"Epsilon", a.BNEpsilon}}},
-			HasN:   true, N: batchN(x),
-			Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2), A(3), A(4), A(5), A(6)},
-		}, nil
-	}
-	return &KernelCall{
+	call := &KernelCall{
 		Func: "Conv2D", Params: conv,
 		HasN: true, N: batchN(x),
 		Bufs: []BufRef{R(0), A(0), A(1), ArgOrNil(n, 2)},
-	}, nil
+	}
+	if a.BN {
+		call.Func = "Conv2DBatchNorm"
+		call.Params = &Struct{Type: "Conv2DBNParams", Fields: []Field{{"Conv", conv}, {"Epsilon", a.BNEpsilon}}}
+		call.Bufs = append(call.Bufs, A(3), A(4), A(5), A(6))
+	}
+	if a.Residual {
+		call.Func += "Residual"
+		call.Bufs = append(call.Bufs, A(len(n.Args)-1))
+	}
+	return call, nil
 }

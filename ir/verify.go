@@ -200,6 +200,9 @@ func (v *verifier) node(n *Node, uses map[*Value]int, nodeIDs map[int]bool) {
 	if n.Op == OpConv && n.Attrs.(*ConvAttrs).BN && v.stage < StageLowered {
 		v.nodeErr(n, "fused batch normalisations appear only from stage lowered on")
 	}
+	if n.Op == OpConv && n.Attrs.(*ConvAttrs).Residual && v.stage < StageLowered {
+		v.nodeErr(n, "fused residuals appear only from stage lowered on")
+	}
 	if n.Op == OpConv && n.Attrs.(*ConvAttrs).AutoPad != "NOTSET" || (n.Op == OpMaxPool || n.Op == OpAveragePool) && n.Attrs.(*PoolAttrs).AutoPad != "NOTSET" {
 		v.nodeErr(n, "auto_pad must be resolved into pads")
 	}

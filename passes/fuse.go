@@ -2,6 +2,7 @@ package passes
 
 import (
 	"math"
+	"slices"
 
 	"github.com/smhgen/smhgen/ir"
 )
@@ -11,20 +12,24 @@ import (
 // BatchNormalization that reads the Conv alone (Conv2DBatchNorm folds the
 // statistics at run time, for the weights a trainable or SMH-compressed
 // model computes or updates, which BNFold cannot fold at compile time), then
-// an activation (ReLU, and Clip with finite or infinite constant bounds,
-// which covers ReLU6).
+// a residual Add of a tensor of the same shape (the end of a ResNet
+// block), then an activation (ReLU, and Clip with finite or infinite
+// constant bounds, which covers ReLU6). The normalisation and the residual
+// are fused outside training only: autodiff differentiates neither form.
 //
 // Needs: StageTyped. Guarantees: StageLowered; no Relu or Clip that reads a
-// single-use Conv remains, nor, outside training, a BatchNormalization.
+// single-use Conv remains, nor, outside training, a BatchNormalization or
+// an Add of two same-shaped tensors one of which a single-use Conv
+// computes after the other.
 var Fuse = &Pass{
 	Name:  "fuse",
-	Doc:   "fuse Conv with a following inference BatchNorm, then Relu or Clip",
+	Doc:   "fuse Conv with a following inference BatchNorm, then a residual Add, then Relu or Clip",
 	Stage: ir.StageLowered,
 	After: []string{"fold"},
 	Run: func(g *ir.Graph, c *Context) error {
 		rules := []rewrite{{"conv-act", fuseConvAct}}
 		if !c.Training {
-			rules = append([]rewrite{{"conv-bn", fuseConvBN}}, rules...)
+			rules = append([]rewrite{{"conv-bn", fuseConvBN}, {"conv-add", fuseConvAdd}}, rules...)
 		}
 		return applyRewrites(g, c, "fuse", rules)
 	},
@@ -63,6 +68,43 @@ func fuseConvBN(g *ir.Graph, bn *ir.Node) bool {
 	g.ReplaceAllUses(bn.Results[0], conv.Results[0])
 	g.Remove(bn)
 	return true
+}
+
+// fuseConvAdd makes an Add of two same-shaped tensors the residual of the
+// Conv that computes one of them, when the other is ready before that
+// Conv runs (a graph input, or a node earlier in the schedule): of two
+// candidate Convs, the later one.
+func fuseConvAdd(g *ir.Graph, add *ir.Node) bool {
+	if add.Op != ir.OpAdd || !add.Args[0].Type.Equal(add.Args[1].Type) {
+		return false
+	}
+	pos := func(v *ir.Value) int {
+		if v.Def == nil {
+			return -1
+		}
+		return slices.Index(g.Nodes, v.Def)
+	}
+	order := []int{0, 1}
+	if pos(add.Args[1]) > pos(add.Args[0]) {
+		order = []int{1, 0}
+	}
+	for _, i := range order {
+		conv, other := fusableConv(g, add.Args[i]), add.Args[1-i]
+		if conv == nil || conv.Attrs.(*ir.ConvAttrs).Residual || other == conv.Results[0] ||
+			pos(other) >= slices.Index(g.Nodes, conv) {
+			continue
+		}
+		conv.Attrs.(*ir.ConvAttrs).Residual = true
+		for len(conv.Args) < 3 { // a nil bias slot, which counts no use
+			conv.Args = append(conv.Args, nil)
+		}
+		conv.Args = append(conv.Args, nil)
+		g.SetArg(conv, len(conv.Args)-1, other)
+		g.ReplaceAllUses(add.Results[0], conv.Results[0])
+		g.Remove(add)
+		return true
+	}
+	return false
 }
 
 func fuseConvAct(g *ir.Graph, act *ir.Node) bool {

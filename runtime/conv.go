@@ -355,13 +355,26 @@ func Conv2D(p *Conv2DParams, n int, y, x, w, b []float32) {
 	if b != nil {
 		b = convNeed("Conv2D", "b", b, p.K)
 	}
-	p.forward("Conv2D", n, y, x, w, nil, b)
+	p.forward("Conv2D", n, y, x, w, nil, b, nil)
+}
+
+// Conv2DResidual is Conv2D with a residual r ([n, K, OutH, OutW], the
+// shape of y) added before the epilogue: y = act(conv(x, w) + b + r), the
+// end of a residual block in one pass over y. r must not overlap y.
+func Conv2DResidual(p *Conv2DParams, n int, y, x, w, b, r []float32) {
+	p.check("Conv2DResidual", n)
+	if b != nil {
+		b = convNeed("Conv2DResidual", "b", b, p.K)
+	}
+	r = convNeed("Conv2DResidual", "r", r, n*p.K*p.oh*p.ow)
+	p.forward("Conv2DResidual", n, y, x, w, nil, b, r)
 }
 
 // forward is Conv2D with an optional per-channel scale: with mul, output
 // channel k is conv(x, w)·mul[k] + add[k] before the epilogue; without,
-// conv(x, w) + add[k] (add may be nil).
-func (p *Conv2DParams) forward(op string, n int, y, x, w, mul, add []float32) {
+// conv(x, w) + add[k] (add may be nil). A residual res, when not nil, is
+// added before the epilogue too.
+func (p *Conv2DParams) forward(op string, n int, y, x, w, mul, add, res []float32) {
 	y = convNeed(op, "y", y, n*p.K*p.oh*p.ow)
 	x = convNeed(op, "x", x, n*p.C*p.H*p.W)
 	w = convNeed(op, "w", w, p.K*p.crs)
@@ -370,7 +383,7 @@ func (p *Conv2DParams) forward(op string, n int, y, x, w, mul, add []float32) {
 	}
 	t := convTasks.get()
 	t.start(p, convOpFwd, n, y, x, w, add)
-	t.mul = mul
+	t.mul, t.res = mul, res
 	switch {
 	case p.depthwise:
 		t.op = convOpFwdDW
@@ -381,7 +394,7 @@ func (p *Conv2DParams) forward(op string, n int, y, x, w, mul, add []float32) {
 		// Too few (sample, group) items to go round: parallelise each GEMM.
 		gs, cs := convScratchesGet()
 		for it := 0; it < n*p.Groups; it++ {
-			p.fwdItem(gs, cs, true, it/p.Groups, it%p.Groups, y, x, w, mul, add)
+			p.fwdItem(gs, cs, true, it/p.Groups, it%p.Groups, y, x, w, mul, add, res)
 		}
 		gemmScratches.put(gs)
 		convScratches.put(cs)
@@ -421,7 +434,23 @@ func (p *Conv2DBNParams) Init() error {
 // same multiply then add); with b, the bias is folded into the shift.
 // Like BatchNormInference, one p must not serve two calls at once.
 func Conv2DBatchNorm(p *Conv2DBNParams, n int, y, x, w, b, scale, shift, mean, variance []float32) {
-	const op = "Conv2DBatchNorm"
+	p.forward("Conv2DBatchNorm", n, y, x, w, b, scale, shift, mean, variance, nil)
+}
+
+// Conv2DBatchNormResidual is Conv2DBatchNorm with a residual r ([n, K,
+// OutH, OutW]) added after the normalisation and before the epilogue: the
+// end of a ResNet block, y = act(bn(conv(x, w) + b) + r), in one pass over
+// y. r must not overlap y.
+func Conv2DBatchNormResidual(p *Conv2DBNParams, n int, y, x, w, b, scale, shift, mean, variance, r []float32) {
+	const op = "Conv2DBatchNormResidual"
+	p.Conv.check(op, n)
+	r = convNeed(op, "r", r, n*p.Conv.K*p.Conv.oh*p.Conv.ow)
+	p.forward(op, n, y, x, w, b, scale, shift, mean, variance, r)
+}
+
+// forward checks the statistics, folds them and runs the convolution with
+// them (and the residual r, if not nil) as its epilogue.
+func (p *Conv2DBNParams) forward(op string, n int, y, x, w, b, scale, shift, mean, variance, r []float32) {
 	c := &p.Conv
 	c.check(op, n)
 	if len(p.mul) != c.K {
@@ -434,7 +463,7 @@ func Conv2DBatchNorm(p *Conv2DBNParams, n int, y, x, w, b, scale, shift, mean, v
 		b = convNeed(op, "b", b, k)
 	}
 	bnFold(p.mul, p.add, scale, shift, mean, variance, b, p.Epsilon)
-	c.forward(op, n, y, x, w, p.mul, p.add)
+	c.forward(op, n, y, x, w, p.mul, p.add, r)
 }
 
 // Conv2DGradInput computes dx, the gradient of the loss with respect to x,
@@ -579,6 +608,7 @@ type convTask struct {
 	part       []float32
 	wt         []float32 // GradInput's transposed filters (Conv2DParams.tconv)
 	mul        []float32 // the forward pass's per-channel scale, or nil
+	res        []float32 // the forward pass's residual, or nil
 }
 
 // convScratch is one worker's im2col buffer, depthwise accumulators and
@@ -621,7 +651,7 @@ func (t *convTask) start(p *Conv2DParams, op, n int, a, b, c, d []float32) {
 // finish drops the references to the caller's tensors and returns the task.
 func (t *convTask) finish() {
 	t.p = nil
-	t.a, t.b, t.c, t.d, t.mul = nil, nil, nil, nil, nil
+	t.a, t.b, t.c, t.d, t.mul, t.res = nil, nil, nil, nil, nil, nil
 	convTasks.put(t)
 }
 
@@ -632,9 +662,9 @@ func (t *convTask) Run(lo, hi int) {
 	for it := lo; it < hi; it++ {
 		switch t.op {
 		case convOpFwd:
-			p.fwdItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.mul, t.d)
+			p.fwdItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.mul, t.d, t.res)
 		case convOpFwdDW:
-			p.dwFwdPlane(cs, it/p.K, it%p.K, t.a, t.b, t.c, t.mul, t.d)
+			p.dwFwdPlane(cs, it/p.K, it%p.K, t.a, t.b, t.c, t.mul, t.d, t.res)
 		case convOpGradIn:
 			p.gradInItem(gs, cs, false, it/p.Groups, it%p.Groups, t.a, t.b, t.c, t.d)
 		case convOpGradInDW:
@@ -676,10 +706,11 @@ func convGemmB(gs *gemmScratch, par, transA bool, m, n, k int, a []float32, lda 
 }
 
 // fwdItem computes group g of sample ni: y_g = W_g · im2col(x_g), then the
-// per-channel scale (mul, when not nil), bias and epilogue row by row
-// while the output is still in cache. The im2col matrix goes straight into
-// the GEMM's packed panels (convColPanel).
-func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, y, x, w, mul, b []float32) {
+// per-channel scale (mul, when not nil), bias, residual (res, when not
+// nil) and epilogue row by row while the output is still in cache. The
+// im2col matrix goes straight into the GEMM's packed panels
+// (convColPanel).
+func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g int, y, x, w, mul, b, res []float32) {
 	hw, P := p.H*p.W, p.oh*p.ow
 	xg := x[(ni*p.C+g*p.cg)*hw:][:p.cg*hw]
 	yg := y[(ni*p.K+g*p.kg)*P:][:p.kg*P]
@@ -692,13 +723,36 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 		cs.colB = convColPanel{}
 	}
 	for k := 0; k < p.kg; k++ {
-		p.channelEpilogue(yg[k*P:(k+1)*P], mul, b, g*p.kg+k)
+		p.channelEpilogue(yg[k*P:(k+1)*P], mul, b, convPlane(res, ni, p.K, g*p.kg+k, P), g*p.kg+k)
 	}
 }
 
+// convPlane returns plane k of sample ni of res ([n, K, P]), or nil when
+// res is nil.
+func convPlane(res []float32, ni, K, k, P int) []float32 {
+	if res == nil {
+		return nil
+	}
+	return res[(ni*K+k)*P:][:P]
+}
+
 // channelEpilogue applies output channel k's scale (mul, if not nil), its
-// bias (b, if not nil) and the activation to one of its planes.
-func (p *Conv2DParams) channelEpilogue(yp, mul, b []float32, k int) {
+// bias (b, if not nil), the residual plane rp (if not nil) and the
+// activation to one of its planes.
+func (p *Conv2DParams) channelEpilogue(yp, mul, b, rp []float32, k int) {
+	if rp != nil {
+		switch {
+		case mul != nil:
+			if !vecBnAffine(yp, yp, mul[k], b[k]) {
+				bnAffineGo(yp, yp, mul[k], b[k])
+			}
+		case b != nil:
+			Epilogue{}.applyBias(yp, b[k], true)
+		}
+		gemmAdd(yp, rp)
+		p.Epilogue.Apply(yp)
+		return
+	}
 	switch {
 	case mul != nil:
 		if !vecBnAffine(yp, yp, mul[k], b[k]) {

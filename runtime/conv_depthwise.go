@@ -12,8 +12,8 @@ package runtime
 // stores per multiply-add, which is what bounds these loops.
 
 // dwFwdPlane computes output plane k of sample ni (with fwdItem's
-// per-channel scale mul when not nil).
-func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, mul, b []float32) {
+// per-channel scale mul and residual res when not nil).
+func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, mul, b, res []float32) {
 	H, W, OH, OW := p.H, p.W, p.oh, p.ow
 	sh, sw := p.StrideH, p.StrideW
 	c := k / p.kg // input channel: kg is the channel multiplier here
@@ -22,7 +22,7 @@ func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, mul, b []
 	wk := w[k*p.KH*p.KW:][:p.KH*p.KW]
 	if p.dwRow3 && p.KH == 3 {
 		p.dwFwdPlane3x3(cs, yp, xp, (*[9]float32)(wk))
-		p.channelEpilogue(yp, mul, b, k)
+		p.channelEpilogue(yp, mul, b, convPlane(res, ni, p.K, k, OH*OW), k)
 		return
 	}
 	clear(yp)
@@ -59,7 +59,7 @@ func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, mul, b []
 			}
 		}
 	}
-	p.channelEpilogue(yp, mul, b, k)
+	p.channelEpilogue(yp, mul, b, convPlane(res, ni, p.K, k, OH*OW), k)
 }
 
 // dwFwdPlane3x3 is dwFwdPlane for 3x3 kernels with unit stride and

@@ -602,6 +602,23 @@ func TestConv2DWeightsChangedInPlace(t *testing.T) {
 // im2col, pointwise, depthwise, grouped) and epilogue. Without a conv bias
 // the fused affine map is the same multiply then add, so the bits agree;
 // with one, the bias is folded into the shift and rounds differently.
+// convBNRand returns random inputs of a convolution with batch
+// normalisation: x, w, the bias (nil without withBias), and the
+// statistics, with positive variances.
+func convBNRand(rng *rand.Rand, c *Conv2DParams, n int, withBias bool) (x, w, b, scale, shift, mean, variance []float32) {
+	x = convRand(rng, n*c.C*c.H*c.W, 1)
+	w = convRand(rng, c.K*c.crs, 1)
+	if withBias {
+		b = convRand(rng, c.K, 1)
+	}
+	scale, shift, mean = convRand(rng, c.K, 2), convRand(rng, c.K, 1), convRand(rng, c.K, 1)
+	variance = convRand(rng, c.K, 1)
+	for i := range variance {
+		variance[i] = variance[i]*variance[i] + 0.1
+	}
+	return x, w, b, scale, shift, mean, variance
+}
+
 func TestConv2DBatchNorm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	for _, tc := range convCases() {
@@ -609,17 +626,7 @@ func TestConv2DBatchNorm(t *testing.T) {
 			p := Conv2DBNParams{Conv: tc.p, Epsilon: 1e-3}
 			require.NoError(t, p.Init(), tc.name)
 			c := &p.Conv
-			x := convRand(rng, tc.n*c.C*c.H*c.W, 1)
-			w := convRand(rng, c.K*c.crs, 1)
-			var b []float32
-			if withBias {
-				b = convRand(rng, c.K, 1)
-			}
-			scale, shift, mean := convRand(rng, c.K, 2), convRand(rng, c.K, 1), convRand(rng, c.K, 1)
-			variance := convRand(rng, c.K, 1)
-			for i := range variance {
-				variance[i] = variance[i]*variance[i] + 0.1
-			}
+			x, w, b, scale, shift, mean, variance := convBNRand(rng, c, tc.n, withBias)
 			fused := make([]float32, tc.n*c.K*c.oh*c.ow)
 			Conv2DBatchNorm(&p, tc.n, fused, x, w, b, scale, shift, mean, variance)
 			require.Zero(t, testing.AllocsPerRun(3, func() {
@@ -646,6 +653,51 @@ func TestConv2DBatchNorm(t *testing.T) {
 	}
 	p := Conv2DBNParams{Conv: convGeom(2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, [4]int{1, 1, 1, 1}), Epsilon: float32(math.NaN())}
 	require.Error(t, p.Init())
+}
+
+// TestConv2DResidual: the residual kernels give the bits of the
+// convolution without its activation (Conv2D, Conv2DBatchNorm), then the
+// residual added, then the activation, for every geometry, with and
+// without a bias.
+func TestConv2DResidual(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, tc := range convCases() {
+		for _, withBias := range []bool{false, true} {
+			p := Conv2DBNParams{Conv: tc.p, Epsilon: 1e-3}
+			require.NoError(t, p.Init(), tc.name)
+			c := &p.Conv
+			x, w, b, scale, shift, mean, variance := convBNRand(rng, c, tc.n, withBias)
+			r := convRand(rng, tc.n*c.K*c.oh*c.ow, 2)
+
+			plain := Conv2DBNParams{Conv: *c, Epsilon: p.Epsilon}
+			plain.Conv.Epilogue = Epilogue{}
+			require.NoError(t, plain.Init())
+			finish := func(y []float32) []float32 {
+				for i := range y {
+					y[i] += r[i]
+				}
+				c.Epilogue.Apply(y)
+				return y
+			}
+
+			want := convNaNs(len(r))
+			Conv2D(&plain.Conv, tc.n, want, x, w, b)
+			want = finish(want)
+			got := convNaNs(len(r))
+			Conv2DResidual(c, tc.n, got, x, w, b, r)
+			requireSameBits(t, want, got, "%s bias %v", tc.name, withBias)
+
+			want = convNaNs(len(r))
+			Conv2DBatchNorm(&plain, tc.n, want, x, w, b, scale, shift, mean, variance)
+			want = finish(want)
+			got = convNaNs(len(r))
+			Conv2DBatchNormResidual(&p, tc.n, got, x, w, b, scale, shift, mean, variance, r)
+			requireSameBits(t, want, got, "%s bias %v, batch norm", tc.name, withBias)
+			require.Zero(t, testing.AllocsPerRun(3, func() {
+				Conv2DBatchNormResidual(&p, tc.n, got, x, w, b, scale, shift, mean, variance, r)
+			}), tc.name)
+		}
+	}
 }
 
 // TestConv2DGradFilterWide runs gradFilterWide on every case it takes,

@@ -132,10 +132,15 @@ func eval(nd *ir.Node, a []*Tensor, n int) (*Tensor, error) {
 		return binary(nd.Op, a[0], a[1]), nil
 	case ir.OpConv:
 		at := nd.Attrs.(*ir.ConvAttrs)
-		if !at.BN {
-			return conv(at, a[0], a[1], a[2], nil), nil
+		var bn []*Tensor
+		if at.BN {
+			bn = a[3:7]
 		}
-		return conv(at, a[0], a[1], a[2], a[3:7]), nil
+		var res *Tensor
+		if at.Residual {
+			res = a[len(nd.Args)-1]
+		}
+		return conv(at, a[0], a[1], a[2], bn, res), nil
 	case ir.OpGemm:
 		return gemm(nd.Attrs.(*ir.GemmAttrs), a[0], a[1], a[2]), nil
 	case ir.OpMatMul:
@@ -228,8 +233,9 @@ func binary(op ir.Op, a, b *Tensor) *Tensor {
 }
 
 // conv is Conv; bn, when not nil, holds a fused batch normalisation's
-// scale, shift, mean and variance, applied before the activation.
-func conv(at *ir.ConvAttrs, x, w, b *Tensor, bn []*Tensor) *Tensor {
+// scale, shift, mean and variance, and res a fused residual, applied in
+// that order before the activation.
+func conv(at *ir.ConvAttrs, x, w, b *Tensor, bn []*Tensor, res *Tensor) *Tensor {
 	n, c, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	k, cg, kh, kw := w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
 	sh, sw := at.Strides[0], at.Strides[1]
@@ -266,6 +272,9 @@ func conv(at *ir.ConvAttrs, x, w, b *Tensor, bn []*Tensor) *Tensor {
 					}
 					if bn != nil {
 						acc = bn[0].Data[o]*(acc-bn[2].Data[o])/math.Sqrt(bn[3].Data[o]+float64(at.BNEpsilon)) + bn[1].Data[o]
+					}
+					if res != nil {
+						acc += res.Data[((s*k+o)*oh+i)*ow+j]
 					}
 					switch at.Act {
 					case "relu":
