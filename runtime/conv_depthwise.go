@@ -79,6 +79,9 @@ func dwPlane3x3(cs *convScratch, y []float32, oh, ow int, x []float32, h, w, pad
 	PW := w + padL + padR
 	pad := cs.padPlane(x, h, w, padT, padL, padB, padR)
 	dh *= PW
+	if sh == 1 && dwPlane3x3Wide(cs, y, oh, ow, pad, PW, dh, k) {
+		return
+	}
 	for o := 0; o < oh; o++ {
 		r0 := pad[o*sh*PW:]
 		yr := y[o*ow:][:ow]
@@ -160,6 +163,9 @@ func (p *Conv2DParams) dwGradFilterChannel(cs *convScratch, n, k int, dw, x, dy 
 	acc := cs.acc[:taps]
 	clear(acc)
 	c := k / p.kg
+	if p.dwGradFilterWide(cs, n, k, c, dw, x, dy) {
+		return
+	}
 	if p.dwRow3 && p.KH == 3 {
 		p.dwGradFilter3x3(cs, n, k, c, acc, x, dy)
 		d := dw[k*taps:][:taps]
@@ -253,7 +259,12 @@ func (p *Conv2DParams) dwGradFilter3x3(cs *convScratch, n, k, c int, acc []float
 func (cs *convScratch) padPlane(x []float32, h, w, padT, padL, padB, padR int) []float32 {
 	PW, PH := w+padL+padR, h+padT+padB
 	cs.pad = gemmGrow(cs.pad, PW*PH)
-	pad := cs.pad[:PW*PH]
+	return padPlaneInto(cs.pad[:PW*PH], x, h, w, padT, padL, padB, padR)
+}
+
+// padPlaneInto is padPlane into pad ((h+padT+padB)*(w+padL+padR) floats).
+func padPlaneInto(pad, x []float32, h, w, padT, padL, padB, padR int) []float32 {
+	PW := w + padL + padR
 	clear(pad[:padT*PW])
 	for ih := 0; ih < h; ih++ {
 		row := pad[(ih+padT)*PW:][:PW]

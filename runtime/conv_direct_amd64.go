@@ -406,3 +406,89 @@ var convWgradTasks gemmFreeList[convWgradTask]
 
 // Run implements Task.
 func (t *convWgradTask) Run(lo, hi int) { t.job.run(lo, hi) }
+
+// dwGradFilterWide is dwGradFilterChannel for unit strides, no dilation
+// along W and 3x3 or 5x5 kernels, on AVX-512: the filter gradient of
+// output channel k (input channel c) as dW[r][j] = Σ_q dy[q] ·
+// x[q + r·dil·Wp + j] over the positions q of the wide grid (rows Wp =
+// PadLeft+W+PadRight wide) with x zero-bordered and dy widened to Wp, as
+// gradFilterWide does for ordinary convolutions: one kernel call per step
+// of samples covers a whole plane in 16-lane vectors, where the row
+// kernels took a call per row, and MobileNet's planes are 16 to 2 pixels
+// wide. The 16 lane sums of each tap are added in a fixed order at the
+// end. It reports false, having done nothing, when it does not apply.
+func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy []float32) bool {
+	if !gemmHasAVX512 || gemmUse != gemmZ || p.StrideH != 1 || p.StrideW != 1 || p.DilationW != 1 {
+		return false
+	}
+	var kern func(n, ns int, dy *float32, sdy int, x *float32, sx, wp int, acc *float32)
+	switch {
+	case p.KH == 3 && p.KW == 3:
+		kern = dwWgrad3x3Z
+	case p.KH == 5 && p.KW == 5:
+		kern = dwWgrad5x5Z
+	default:
+		return false
+	}
+	H, W, OH, OW := p.H, p.W, p.oh, p.ow
+	wp := p.PadLeft + W + p.PadRight
+	plane := (p.PadTop + H + p.PadBottom) * wp
+	padded := plane != H*W
+	perX, perDy := 0, 0
+	if padded {
+		perX = plane
+	}
+	if wp != OW {
+		perDy = OH * wp
+	}
+	step := max(1, convWgradBatchFloats/max(1, perX+perDy))
+	cs.wx = gemmGrow(cs.wx, step*perX)
+	cs.wdy = gemmGrow(cs.wdy, step*perDy)
+	taps := p.KH * p.KW
+	cs.wacc = gemmGrow(cs.wacc, taps*16)
+	acc := cs.wacc[:taps*16]
+	clear(acc)
+	npos := (OH-1)*wp + OW
+	for s0 := 0; s0 < n; s0 += step {
+		ns := min(step, n-s0)
+		xs, sx := x[(s0*p.C+c)*H*W:], p.C*H*W
+		if padded {
+			xs, sx = cs.wx[:ns*perX], perX
+			for s := 0; s < ns; s++ {
+				padPlaneInto(xs[s*perX:][:perX], x[((s0+s)*p.C+c)*H*W:][:H*W], H, W, p.PadTop, p.PadLeft, p.PadBottom, p.PadRight)
+			}
+		}
+		dys, sdy := dy[(s0*p.K+k)*OH*OW:], p.K*OH*OW
+		if perDy != 0 {
+			dys, sdy = cs.wdy[:ns*perDy], perDy
+			for s := 0; s < ns; s++ {
+				widenRows(dys[s*perDy:][:perDy], dy[((s0+s)*p.K+k)*OH*OW:][:OH*OW], OW, wp)
+			}
+		}
+		kern(npos, ns, &dys[0], sdy, &xs[0], sx, wp*p.DilationH, &acc[0])
+	}
+	d := dw[k*taps:][:taps]
+	for t := range d {
+		d[t] = laneSum16(acc[t*16:][:16])
+	}
+	return true
+}
+
+// dwPlane3x3Wide is dwPlane3x3 for unit strides on AVX-512: the whole
+// plane in one dwWide3x3Z call over the wide grid of the zero-bordered
+// input pad (rows pw wide, kernel rows rs floats apart), then compacted
+// into y's rows, instead of a kernel call per output row (MobileNet's
+// rows are 16 to 2 pixels wide). It reports false, having done nothing,
+// without AVX-512.
+func dwPlane3x3Wide(cs *convScratch, y []float32, oh, ow int, pad []float32, pw, rs int, k *[9]float32) bool {
+	if !gemmHasAVX512 || gemmUse != gemmZ {
+		return false
+	}
+	n := (oh-1)*pw + ow
+	cs.wide = gemmGrow(cs.wide, n)
+	dwWide3x3Z(n, &cs.wide[0], &pad[0], rs, k)
+	for o := 0; o < oh; o++ {
+		copy(y[o*ow:][:ow], cs.wide[o*pw:][:ow])
+	}
+	return true
+}

@@ -20,6 +20,16 @@ func (p *Conv2DParams) gradFilterWide(cs *convScratch, par bool, n0, n1 int, dst
 	return false
 }
 
+// dwGradFilterWide reports false: this build has no wide-form kernels.
+func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy []float32) bool {
+	return false
+}
+
+// dwPlane3x3Wide reports false: this build has no wide-form kernels.
+func dwPlane3x3Wide(cs *convScratch, y []float32, oh, ow int, pad []float32, pw, rs int, k *[9]float32) bool {
+	return false
+}
+
 // convDirectTPanel is empty: this build has no direct convolutions.
 type convDirectTPanel struct{}
 

@@ -51,6 +51,7 @@ func convCases() []convCase {
 		{"depthwise_row3_asympad", 2, convGeom(5, 7, 19, 5, 3, 3, 1, 1, 1, 1, 5, [4]int{2, 0, 1, 2})},
 		{"depthwise_wide_pad", 1, convGeom(2, 4, 6, 2, 2, 3, 1, 1, 1, 1, 2, [4]int{0, 3, 1, 2})},
 		{"depthwise_5x5", 2, convGeom(4, 8, 9, 4, 5, 5, 1, 1, 1, 1, 4, [4]int{2, 2, 2, 2})},
+		{"depthwise_dilH2_unpadded", 3, convGeom(3, 9, 7, 3, 3, 3, 1, 1, 2, 1, 3, [4]int{0, 0, 0, 0})},
 		{"channel_multiplier2", 2, convGeom(4, 7, 7, 8, 3, 3, 1, 1, 1, 1, 4, [4]int{1, 1, 1, 1})},
 		{"channel_multiplier3_stride2_dil2", 1, convGeom(3, 10, 9, 9, 3, 2, 2, 2, 2, 2, 3, [4]int{1, 0, 2, 1})},
 		{"pointwise", 2, convGeom(8, 5, 6, 12, 1, 1, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
@@ -701,7 +702,8 @@ func TestConv2DResidual(t *testing.T) {
 }
 
 // TestConv2DGradFilterWide runs gradFilterWide on every case it takes,
-// serially and spread over the pool, against the float64 reference.
+// serially and spread over the pool, and dwGradFilterWide on every
+// depthwise one it takes, against the float64 reference.
 func TestConv2DGradFilterWide(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	tried, steps := 0, 0
@@ -732,11 +734,38 @@ func TestConv2DGradFilterWide(t *testing.T) {
 			requireSameBits(t, first, dw, "%s: the pool changed the bits", tc.name)
 		}
 	}
+	dwTried := 0
+	for _, tc := range convCases() {
+		p := tc.p
+		require.NoError(t, p.Init())
+		if !p.depthwise {
+			continue
+		}
+		x := convRand(rng, tc.n*p.C*p.H*p.W, 1)
+		g := convRand(rng, tc.n*p.K*p.oh*p.ow, 1)
+		_, wantDw, _ := convRefGrads(&p, tc.n, convF64(x), make([]float64, p.K*p.crs), convF64(g))
+		_, sw, _ := convRefGrads(&p, tc.n, convAbs(x), make([]float64, p.K*p.crs), convAbs(g))
+		dw := convNaNs(p.K * p.crs)
+		cs := &convScratch{}
+		took := 0
+		for k := 0; k < p.K; k++ {
+			if p.dwGradFilterWide(cs, tc.n, k, k/p.kg, dw, x, g) {
+				took++
+			}
+		}
+		if took == 0 {
+			continue
+		}
+		require.Equal(t, p.K, took, tc.name)
+		dwTried++
+		convRequireClose(t, tc.name+" depthwise dw", dw, wantDw, sw, (float64(tc.n*p.oh*p.ow)+3)*0x1p-23)
+	}
 	if convDirectWidth == 0 {
-		require.Zero(t, tried)
+		require.Zero(t, tried+dwTried)
 		t.Skip("no AVX-512 kernels on this CPU or build")
 	}
+	require.GreaterOrEqual(t, dwTried, 6, "dwGradFilterWide took too few cases")
 	require.GreaterOrEqual(t, tried, 8, "gradFilterWide took too few cases")
 	require.NotZero(t, steps, "no case needed several steps of samples")
-	t.Logf("gradFilterWide took %d cases", tried)
+	t.Logf("gradFilterWide took %d cases, dwGradFilterWide %d", tried, dwTried)
 }

@@ -485,6 +485,25 @@ func convWgrad4x5Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx i
 //go:noescape
 func convWgrad4x6Z(n, ns int, d0, d1, d2, d3 *float32, sdy int, x *float32, sx int, acc *float32)
 
+// dwWgrad3x3Z and dwWgrad5x5Z accumulate a depthwise filter gradient in
+// the wide form (dwGradFilterWide): for samples s < ns, positions q < n,
+// kernel rows r and taps j, lane q%16 of acc[(r*KW+j)*16:] gets
+// dy[s*sdy+q] * x[s*sx+r*wp+q+j] added. Nothing past position n of dy is
+// read, nor past position n-1 of the last tap's row of x (AVX-512).
+//
+//go:noescape
+func dwWgrad3x3Z(n, ns int, dy *float32, sdy int, x *float32, sx, wp int, acc *float32)
+
+//go:noescape
+func dwWgrad5x5Z(n, ns int, dy *float32, sdy int, x *float32, sx, wp int, acc *float32)
+
+// dwWide3x3Z sets y[q] = Σ_{r,j} k[3r+j] * x[q + r*rs + j] for q < n, the
+// taps in that order with fused multiply-adds: a depthwise 3x3 plane on the
+// wide grid (dwPlane3x3). Nothing past y[n-1] is written (AVX-512).
+//
+//go:noescape
+func dwWide3x3Z(n int, y, x *float32, rs int, k *[9]float32)
+
 // clipGradY sets dst[i] = grad[i] if lo < z[i] < hi, else +0, for i < n
 // (AVX).
 //

@@ -50,6 +50,9 @@ func main() {
 	for taps := 1; taps <= convWgradTaps; taps++ {
 		convWgrad(g, taps)
 	}
+	dwWgrad(g, 3, 3)
+	dwWgrad(g, 5, 5)
+	dwWide(g)
 	bnKernels(g)
 	maxPoolBack(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
@@ -68,6 +71,7 @@ func main() {
 	for mr := 1; mr <= convKernelRows; mr++ {
 		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr))
 	}
+	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z")
 	for _, name := range names {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
@@ -988,6 +992,31 @@ func dwAcc(g *gen, taps int) {
 	g.in("RET")
 }
 
+// posLoop16 emits a loop over CX positions from byte offset BX, 16 floats
+// at a time: step(false) for each full vector, then step(true) once for
+// the last CX%16 positions, masked by K1, which it builds in maskReg (or
+// finds ready when maskReg is ""). A tail of none jumps to name_end.
+func posLoop16(g *gen, name, end, maskReg string, step func(masked bool)) {
+	g.in("CMPQ CX, $16")
+	g.in("JLT %s_tail", name)
+	g.label(name + "_loop")
+	step(false)
+	g.in("ADDQ $64, BX")
+	g.in("SUBQ $16, CX")
+	g.in("CMPQ CX, $16")
+	g.in("JGE %s_loop", name)
+	g.label(name + "_tail")
+	g.in("TESTQ CX, CX")
+	g.in("JEQ %s_%s", name, end)
+	if maskReg != "" {
+		g.in("MOVL $1, %s", maskReg)
+		g.in("SHLL CX, %s", maskReg)
+		g.in("DECL %s", maskReg)
+		g.in("KMOVW %s, K1", maskReg)
+	}
+	step(true)
+}
+
 // convWgradTaps is the widest kernel row convWgrad emits kernels for: 4
 // rows of taps accumulators, 4 rows of dy and one x vector fill 29 of the
 // 32 zmm registers at 6.
@@ -1046,22 +1075,7 @@ func convWgrad(g *gen, taps int) {
 	g.label(name + "_sample")
 	g.in("XORQ BX, BX")
 	g.in("MOVQ R14, CX")
-	g.in("CMPQ CX, $16")
-	g.in("JLT %s_tail", name)
-	g.label(name + "_loop")
-	step(false)
-	g.in("ADDQ $64, BX")
-	g.in("SUBQ $16, CX")
-	g.in("CMPQ CX, $16")
-	g.in("JGE %s_loop", name)
-	g.label(name + "_tail")
-	g.in("TESTQ CX, CX")
-	g.in("JEQ %s_next", name)
-	g.in("MOVL $1, R13")
-	g.in("SHLL CX, R13")
-	g.in("DECL R13")
-	g.in("KMOVW R13, K1")
-	step(true)
+	posLoop16(g, name, "next", "R13", step)
 	g.label(name + "_next")
 	for _, r := range rows {
 		g.in("ADDQ SI, %s", r)
@@ -1075,6 +1089,133 @@ func convWgrad(g *gen, taps int) {
 			g.in("VMOVUPS %s, %d(AX)", acc(i, j), (i*taps+j)*64)
 		}
 	}
+	g.in("VZEROUPPER")
+	g.in("RET")
+}
+
+// dwWgrad emits dwWgrad<kh>x<kw>Z, the AVX-512 filter-gradient kernel of
+// a depthwise convolution with unit strides in the wide form
+// (conv_depthwise_amd64.go): for ns samples s, positions q < n, kernel
+// rows r < kh and taps j < kw, lane q%16 of acc[(r*kw+j)*16:] gets
+// dy[s*sdy+q] * x[s*sx+r*wp+q+j] added. The kh*kw accumulators stay in
+// registers over all the samples; the last vector of each sample is
+// masked, so nothing past position n of dy, nor past the last tap's
+// position n-1 of x, is read.
+func dwWgrad(g *gen, kh, kw int) {
+	name := fmt.Sprintf("dwWgrad%dx%dZ", kh, kw)
+	if kh*kw > 30 || kh > 5 {
+		panic(name + ": too many taps")
+	}
+	rows := []string{"R9", "R10", "R11", "R12", "R13"}[:kh]
+	g.f("\n// func %s(n, ns int, dy *float32, sdy int, x *float32, sx, wp int, acc *float32)\n", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
+	g.in("MOVQ n+0(FP), R14")
+	g.in("MOVQ ns+8(FP), DX")
+	g.in("MOVQ dy+16(FP), R8")
+	g.in("MOVQ sdy+24(FP), SI")
+	g.in("SHLQ $2, SI")
+	g.in("MOVQ x+32(FP), R9")
+	g.in("MOVQ sx+40(FP), DI")
+	g.in("SHLQ $2, DI")
+	g.in("MOVQ wp+48(FP), AX")
+	g.in("SHLQ $2, AX")
+	for r := 1; r < kh; r++ {
+		g.in("LEAQ (%s)(AX*1), %s", rows[r-1], rows[r])
+	}
+	// The tail mask is the same for every sample.
+	g.in("MOVQ R14, CX")
+	g.in("ANDQ $15, CX")
+	g.in("MOVL $1, BX")
+	g.in("SHLL CX, BX")
+	g.in("DECL BX")
+	g.in("KMOVW BX, K1")
+	g.in("MOVQ acc+56(FP), AX")
+	for t := 0; t < kh*kw; t++ {
+		g.in("VMOVUPS %d(AX), Z%d", t*64, t)
+	}
+	step := func(masked bool) {
+		if masked {
+			g.in("VMOVUPS.Z (R8)(BX*1), K1, Z30")
+		} else {
+			g.in("VMOVUPS (R8)(BX*1), Z30")
+		}
+		for r, reg := range rows {
+			for j := 0; j < kw; j++ {
+				if masked {
+					g.in("VMOVUPS.Z %d(%s)(BX*1), K1, Z31", 4*j, reg)
+				} else {
+					g.in("VMOVUPS %d(%s)(BX*1), Z31", 4*j, reg)
+				}
+				g.in("VFMADD231PS Z31, Z30, Z%d", r*kw+j)
+			}
+		}
+	}
+	g.in("TESTQ DX, DX")
+	g.in("JEQ %s_store", name)
+	g.label(name + "_sample")
+	g.in("XORQ BX, BX")
+	g.in("MOVQ R14, CX")
+	posLoop16(g, name, "next", "", step)
+	g.label(name + "_next")
+	g.in("ADDQ SI, R8")
+	for _, reg := range rows {
+		g.in("ADDQ DI, %s", reg)
+	}
+	g.in("DECQ DX")
+	g.in("JNE %s_sample", name)
+	g.label(name + "_store")
+	for t := 0; t < kh*kw; t++ {
+		g.in("VMOVUPS Z%d, %d(AX)", t, t*64)
+	}
+	g.in("VZEROUPPER")
+	g.in("RET")
+}
+
+// dwWide emits dwWide3x3Z, the AVX-512 forward kernel of a depthwise 3x3
+// convolution with unit strides in the wide form (dwPlane3x3): y[q] =
+// Σ_{r,j} k[3r+j] * x[q + r*rs + j] for q < n, the taps in that order,
+// each a fused multiply-add onto the previous ones. The last vector is
+// masked: nothing past y[n-1] is written nor past x[n-1 + 2*rs + 2] read.
+func dwWide(g *gen) {
+	const name = "dwWide3x3Z"
+	g.f("\n// func %s(n int, y, x *float32, rs int, k *[9]float32)\n", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
+	g.in("MOVQ n+0(FP), CX")
+	g.in("MOVQ y+8(FP), DI")
+	g.in("MOVQ x+16(FP), R9")
+	g.in("MOVQ rs+24(FP), AX")
+	g.in("SHLQ $2, AX")
+	g.in("LEAQ (R9)(AX*1), R10")
+	g.in("LEAQ (R10)(AX*1), R11")
+	g.in("MOVQ k+32(FP), AX")
+	for t := 0; t < 9; t++ {
+		g.in("VBROADCASTSS %d(AX), Z%d", 4*t, t)
+	}
+	rows := []string{"R9", "R10", "R11"}
+	step := func(masked bool) {
+		mov, mask := "VMOVUPS", ""
+		if masked {
+			mov, mask = "VMOVUPS.Z", " K1,"
+		}
+		for r, reg := range rows {
+			for j := 0; j < 3; j++ {
+				t := 3*r + j
+				g.in("%s %d(%s)(BX*1),%s Z%d", mov, 4*j, reg, mask, 10+t)
+			}
+		}
+		g.in("VMULPS Z10, Z0, Z9")
+		for t := 1; t < 9; t++ {
+			g.in("VFMADD231PS Z%d, Z%d, Z9", 10+t, t)
+		}
+		if masked {
+			g.in("VMOVUPS Z9, K1, (DI)(BX*1)")
+		} else {
+			g.in("VMOVUPS Z9, (DI)(BX*1)")
+		}
+	}
+	g.in("XORQ BX, BX")
+	posLoop16(g, name, "done", "R8", step)
+	g.label(name + "_done")
 	g.in("VZEROUPPER")
 	g.in("RET")
 }
