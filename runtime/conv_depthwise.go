@@ -20,8 +20,14 @@ func (p *Conv2DParams) dwFwdPlane(cs *convScratch, ni, k int, y, x, w, mul, b, r
 	yp := y[(ni*p.K+k)*OH*OW:][:OH*OW]
 	xp := x[(ni*p.C+c)*H*W:][:H*W]
 	wk := w[k*p.KH*p.KW:][:p.KH*p.KW]
+	done := false
 	if p.dwRow3 && p.KH == 3 {
 		p.dwFwdPlane3x3(cs, yp, xp, (*[9]float32)(wk))
+		done = true
+	} else {
+		done = p.dwStride2Wide(cs, yp, xp, wk)
+	}
+	if done {
 		p.channelEpilogue(yp, mul, b, convPlane(res, ni, p.K, k, OH*OW), k)
 		return
 	}
@@ -108,6 +114,9 @@ func (p *Conv2DParams) dwGradInPlane(cs *convScratch, ni, c int, dx, dy, w []flo
 			flip[i] = wk[8-i]
 		}
 		dwPlane3x3(cs, dxp, H, W, dy[(ni*p.K+c)*OH*OW:][:OH*OW], OH, OW, 2-p.PadTop, 2-p.PadLeft, 2-p.PadBottom, 2-p.PadRight, 1, 1, &flip)
+		return
+	}
+	if p.kg == 1 && p.dwGradInStride2Wide(cs, dxp, dy[(ni*p.K+c)*OH*OW:][:OH*OW], w[c*p.KH*p.KW:][:p.KH*p.KW]) {
 		return
 	}
 	clear(dxp)

@@ -348,6 +348,22 @@ func (p *Conv2DParams) wideInput(xp, x []float32, g convWgradGeom) {
 	}
 }
 
+// spreadPlane places the rows w wide of src on a grid: element (o, q) at
+// dst[o*rs + q*cs], every other element of dst zero.
+func spreadPlane(dst, src []float32, w, rs, cs int) {
+	if cs == 1 {
+		widenRows(dst, src, w, rs)
+		return
+	}
+	clear(dst)
+	for o := 0; o < len(src)/w; o++ {
+		row := dst[o*rs:]
+		for q, v := range src[o*w:][:w] {
+			row[q*cs] = v
+		}
+	}
+}
+
 // widenRows copies the rows w wide of src into rows wp wide of dst,
 // zeroing the columns past w.
 func widenRows(dst, src []float32, w, wp int) {
@@ -407,18 +423,22 @@ var convWgradTasks gemmFreeList[convWgradTask]
 // Run implements Task.
 func (t *convWgradTask) Run(lo, hi int) { t.job.run(lo, hi) }
 
-// dwGradFilterWide is dwGradFilterChannel for unit strides, no dilation
-// along W and 3x3 or 5x5 kernels, on AVX-512: the filter gradient of
-// output channel k (input channel c) as dW[r][j] = Σ_q dy[q] ·
+// dwGradFilterWide is dwGradFilterChannel for strides 1 or 2, no
+// dilation along W and 3x3 or 5x5 kernels, on AVX-512: the filter
+// gradient of output channel k (input channel c) as dW[r][j] = Σ_q dy[q] ·
 // x[q + r·dil·Wp + j] over the positions q of the wide grid (rows Wp =
-// PadLeft+W+PadRight wide) with x zero-bordered and dy widened to Wp, as
-// gradFilterWide does for ordinary convolutions: one kernel call per step
+// PadLeft+W+PadRight wide) with x zero-bordered and dy spread onto the
+// grid (output (o, q) at o·stride·Wp + q·stride, zeros elsewhere: with
+// stride 2, three multiply-adds in four are of zeros, in 16-lane vectors
+// rather than one at a time), as gradFilterWide does for ordinary
+// convolutions: one kernel call per step
 // of samples covers a whole plane in 16-lane vectors, where the row
 // kernels took a call per row, and MobileNet's planes are 16 to 2 pixels
 // wide. The 16 lane sums of each tap are added in a fixed order at the
 // end. It reports false, having done nothing, when it does not apply.
 func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy []float32) bool {
-	if !gemmHasAVX512 || gemmUse != gemmZ || p.StrideH != 1 || p.StrideW != 1 || p.DilationW != 1 {
+	st := p.StrideH
+	if !gemmHasAVX512 || gemmUse != gemmZ || st > 2 || p.StrideW != st || p.DilationW != 1 {
 		return false
 	}
 	var kern func(n, ns int, dy *float32, sdy int, x *float32, sx, wp int, acc *float32)
@@ -434,12 +454,14 @@ func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy 
 	wp := p.PadLeft + W + p.PadRight
 	plane := (p.PadTop + H + p.PadBottom) * wp
 	padded := plane != H*W
+	// Output (o, q) is grid position o*st*wp + q*st.
+	npos := (OH-1)*st*wp + (OW-1)*st + 1
 	perX, perDy := 0, 0
 	if padded {
 		perX = plane
 	}
-	if wp != OW {
-		perDy = OH * wp
+	if wp != OW || st != 1 {
+		perDy = OH * st * wp // whole rows: widenRows writes them
 	}
 	step := max(1, convWgradBatchFloats/max(1, perX+perDy))
 	cs.wx = gemmGrow(cs.wx, step*perX)
@@ -448,7 +470,6 @@ func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy 
 	cs.wacc = gemmGrow(cs.wacc, taps*16)
 	acc := cs.wacc[:taps*16]
 	clear(acc)
-	npos := (OH-1)*wp + OW
 	for s0 := 0; s0 < n; s0 += step {
 		ns := min(step, n-s0)
 		xs, sx := x[(s0*p.C+c)*H*W:], p.C*H*W
@@ -462,7 +483,7 @@ func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy 
 		if perDy != 0 {
 			dys, sdy = cs.wdy[:ns*perDy], perDy
 			for s := 0; s < ns; s++ {
-				widenRows(dys[s*perDy:][:perDy], dy[((s0+s)*p.K+k)*OH*OW:][:OH*OW], OW, wp)
+				spreadPlane(dys[s*perDy:][:perDy], dy[((s0+s)*p.K+k)*OH*OW:][:OH*OW], OW, st*wp, st)
 			}
 		}
 		kern(npos, ns, &dys[0], sdy, &xs[0], sx, wp*p.DilationH, &acc[0])
@@ -489,6 +510,66 @@ func dwPlane3x3Wide(cs *convScratch, y []float32, oh, ow int, pad []float32, pw,
 	dwWide3x3Z(n, &cs.wide[0], &pad[0], rs, k)
 	for o := 0; o < oh; o++ {
 		copy(y[o*ow:][:ow], cs.wide[o*pw:][:ow])
+	}
+	return true
+}
+
+// dwStride2Wide computes output plane yp of a 3x3 depthwise convolution
+// with strides 2 and no dilation from input plane xp on AVX-512: the
+// stride-1 result on the wide grid of the zero-bordered plane (dwWide3x3Z),
+// of which every other column of every other row is kept. That is four
+// times the multiply-adds, in 16-lane vectors, where the generic loop did
+// one tap of one output at a time. It reports false, having done nothing,
+// when it does not apply.
+func (p *Conv2DParams) dwStride2Wide(cs *convScratch, yp, xp, wk []float32) bool {
+	if !gemmHasAVX512 || gemmUse != gemmZ || p.KH != 3 || p.KW != 3 || p.StrideH != 2 || p.StrideW != 2 ||
+		p.DilationH != 1 || p.DilationW != 1 {
+		return false
+	}
+	pw := p.PadLeft + p.W + p.PadRight
+	pad := cs.padPlane(xp, p.H, p.W, p.PadTop, p.PadLeft, p.PadBottom, p.PadRight)
+	OH, OW := p.oh, p.ow
+	n := 2*(OH-1)*pw + 2*(OW-1) + 1
+	cs.wide = gemmGrow(cs.wide, n)
+	dwWide3x3Z(n, &cs.wide[0], &pad[0], pw, (*[9]float32)(wk))
+	for o := 0; o < OH; o++ {
+		row, src := yp[o*OW:][:OW], cs.wide[2*o*pw:]
+		for q := range row {
+			row[q] = src[2*q]
+		}
+	}
+	return true
+}
+
+// dwGradInStride2Wide computes input-gradient plane dxp of a 3x3 depthwise
+// convolution with strides 2, no dilation and one output channel per
+// input channel from its dy plane dyp, on AVX-512: dy is spread onto a
+// zero grid two wider than the padded input on each side (output (o, q)
+// at row 2o+2, column 2q+2), and the input gradient is that grid's
+// stride-1 correlation with the kernel turned by 180 degrees
+// (dwWide3x3Z), read at the input's pixels. It reports false, having done
+// nothing, when it does not apply.
+func (p *Conv2DParams) dwGradInStride2Wide(cs *convScratch, dxp, dyp, wk []float32) bool {
+	if !gemmHasAVX512 || gemmUse != gemmZ || p.KH != 3 || p.KW != 3 || p.StrideH != 2 || p.StrideW != 2 ||
+		p.DilationH != 1 || p.DilationW != 1 {
+		return false
+	}
+	H, W, OW := p.H, p.W, p.ow
+	gw := p.PadLeft + W + p.PadRight + 2
+	gh := p.PadTop + H + p.PadBottom + 2
+	cs.pad = gemmGrow(cs.pad, gw*gh)
+	grid := cs.pad[:gw*gh]
+	spreadPlane(grid[2*gw+2:], dyp, OW, 2*gw, 2)
+	clear(grid[:2*gw+2])
+	var flip [9]float32
+	for i := range flip {
+		flip[i] = wk[8-i]
+	}
+	n := (H-1)*gw + W
+	cs.wide = gemmGrow(cs.wide, n)
+	dwWide3x3Z(n, &cs.wide[0], &grid[p.PadTop*gw+p.PadLeft], gw, &flip)
+	for i := 0; i < H; i++ {
+		copy(dxp[i*W:][:W], cs.wide[i*gw:][:W])
 	}
 	return true
 }

@@ -30,6 +30,14 @@ func dwPlane3x3Wide(cs *convScratch, y []float32, oh, ow int, pad []float32, pw,
 	return false
 }
 
+// dwStride2Wide reports false: this build has no wide-form kernels.
+func (p *Conv2DParams) dwStride2Wide(cs *convScratch, yp, xp, wk []float32) bool { return false }
+
+// dwGradInStride2Wide reports false: this build has no wide-form kernels.
+func (p *Conv2DParams) dwGradInStride2Wide(cs *convScratch, dxp, dyp, wk []float32) bool {
+	return false
+}
+
 // convDirectTPanel is empty: this build has no direct convolutions.
 type convDirectTPanel struct{}
 
