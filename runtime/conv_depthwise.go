@@ -272,14 +272,21 @@ func (cs *convScratch) padPlane(x []float32, h, w, padT, padL, padB, padR int) [
 }
 
 // padPlaneInto is padPlane into pad ((h+padT+padB)*(w+padL+padR) floats).
+//
+// Planes here are often a few pixels wide, so a row costs one copy call:
+// the top rows and the first left pad are one clear, and the zeros
+// between one row's pixels and the next's (its right pad, the next left
+// pad) a loop the compiler inlines.
 func padPlaneInto(pad, x []float32, h, w, padT, padL, padB, padR int) []float32 {
 	PW := w + padL + padR
-	clear(pad[:padT*PW])
+	clear(pad[:padT*PW+padL])
 	for ih := 0; ih < h; ih++ {
-		row := pad[(ih+padT)*PW:][:PW]
-		clear(row[:padL])
-		copy(row[padL:], x[ih*w:(ih+1)*w])
-		clear(row[padL+w:])
+		o := (ih+padT)*PW + padL
+		copy(pad[o:o+w], x[ih*w:(ih+1)*w])
+		gap := pad[o+w : min(o+w+padR+padL, len(pad))]
+		for i := range gap {
+			gap[i] = 0
+		}
 	}
 	clear(pad[(h+padT)*PW:])
 	return pad
