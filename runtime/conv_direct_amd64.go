@@ -496,21 +496,15 @@ func (p *Conv2DParams) dwGradFilterWide(cs *convScratch, n, k, c int, dw, x, dy 
 }
 
 // dwPlane3x3Wide is dwPlane3x3 for unit strides on AVX-512: the whole
-// plane in one dwWide3x3Z call over the wide grid of the zero-bordered
-// input pad (rows pw wide, kernel rows rs floats apart), then compacted
-// into y's rows, instead of a kernel call per output row (MobileNet's
-// rows are 16 to 2 pixels wide). It reports false, having done nothing,
-// without AVX-512.
+// plane in one dwRows3x3Z call over the zero-bordered input pad (rows pw
+// wide, kernel rows rs floats apart) instead of a kernel call per output
+// row (MobileNet's rows are 16 to 2 pixels wide). It reports false, having
+// done nothing, without AVX-512.
 func dwPlane3x3Wide(cs *convScratch, y []float32, oh, ow int, pad []float32, pw, rs int, k *[9]float32) bool {
 	if !gemmHasAVX512 || gemmUse != gemmZ {
 		return false
 	}
-	n := (oh-1)*pw + ow
-	cs.wide = gemmGrow(cs.wide, n)
-	dwWide3x3Z(n, &cs.wide[0], &pad[0], rs, k)
-	for o := 0; o < oh; o++ {
-		copy(y[o*ow:][:ow], cs.wide[o*pw:][:ow])
-	}
+	dwRows3x3Z(oh, ow, &y[0], &pad[0], pw, rs, k)
 	return true
 }
 
@@ -546,8 +540,8 @@ func (p *Conv2DParams) dwStride2Wide(cs *convScratch, yp, xp, wk []float32) bool
 // input channel from its dy plane dyp, on AVX-512: dy is spread onto a
 // zero grid two wider than the padded input on each side (output (o, q)
 // at row 2o+2, column 2q+2), and the input gradient is that grid's
-// stride-1 correlation with the kernel turned by 180 degrees
-// (dwWide3x3Z), read at the input's pixels. It reports false, having done
+// stride-1 correlation with the kernel turned by 180 degrees at the
+// input's pixels (dwRows3x3Z). It reports false, having done
 // nothing, when it does not apply.
 func (p *Conv2DParams) dwGradInStride2Wide(cs *convScratch, dxp, dyp, wk []float32) bool {
 	if !gemmHasAVX512 || gemmUse != gemmZ || p.KH != 3 || p.KW != 3 || p.StrideH != 2 || p.StrideW != 2 ||
@@ -565,11 +559,6 @@ func (p *Conv2DParams) dwGradInStride2Wide(cs *convScratch, dxp, dyp, wk []float
 	for i := range flip {
 		flip[i] = wk[8-i]
 	}
-	n := (H-1)*gw + W
-	cs.wide = gemmGrow(cs.wide, n)
-	dwWide3x3Z(n, &cs.wide[0], &grid[p.PadTop*gw+p.PadLeft], gw, &flip)
-	for i := 0; i < H; i++ {
-		copy(dxp[i*W:][:W], cs.wide[i*gw:][:W])
-	}
+	dwRows3x3Z(H, W, &dxp[0], &grid[p.PadTop*gw+p.PadLeft], gw, gw, &flip)
 	return true
 }

@@ -504,6 +504,13 @@ func dwWgrad5x5Z(n, ns int, dy *float32, sdy int, x *float32, sx, wp int, acc *f
 //go:noescape
 func dwWide3x3Z(n int, y, x *float32, rs int, k *[9]float32)
 
+// dwRows3x3Z sets y[o*ow+q] = Σ_{r,j} k[3r+j] * x[o*pw + r*rs + q + j]
+// for o < oh and q < ow, the taps in dwWide3x3Z's order: the same sums
+// written straight into rows ow wide (AVX-512).
+//
+//go:noescape
+func dwRows3x3Z(oh, ow int, y, x *float32, pw, rs int, k *[9]float32)
+
 // clipGradY sets dst[i] = grad[i] if lo < z[i] < hi, else +0, for i < n
 // (AVX).
 //

@@ -53,6 +53,7 @@ func main() {
 	dwWgrad(g, 3, 3)
 	dwWgrad(g, 5, 5)
 	dwWide(g)
+	dwRows(g)
 	bnKernels(g)
 	maxPoolBack(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
@@ -71,7 +72,7 @@ func main() {
 	for mr := 1; mr <= convKernelRows; mr++ {
 		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr))
 	}
-	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z")
+	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z", "dwRows3x3Z")
 	for _, name := range names {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
@@ -1191,8 +1192,19 @@ func dwWide(g *gen) {
 	for t := 0; t < 9; t++ {
 		g.in("VBROADCASTSS %d(AX), Z%d", 4*t, t)
 	}
+	g.in("XORQ BX, BX")
+	posLoop16(g, name, "done", "R8", dw3x3Step(g))
+	g.label(name + "_done")
+	g.in("VZEROUPPER")
+	g.in("RET")
+}
+
+// dw3x3Step returns the vector step of dwWide3x3Z and dwRows3x3Z: the
+// taps in Z0..Z8, kernel rows at R9, R10 and R11, the output at DI, all at
+// byte offset BX.
+func dw3x3Step(g *gen) func(masked bool) {
 	rows := []string{"R9", "R10", "R11"}
-	step := func(masked bool) {
+	return func(masked bool) {
 		mov, mask := "VMOVUPS", ""
 		if masked {
 			mov, mask = "VMOVUPS.Z", " K1,"
@@ -1213,8 +1225,45 @@ func dwWide(g *gen) {
 			g.in("VMOVUPS Z9, (DI)(BX*1)")
 		}
 	}
+}
+
+// dwRows emits dwRows3x3Z, dwWide3x3Z row by row: for output rows o < oh
+// and columns q < ow, y[o*ow+q] = Σ_{r,j} k[3r+j] * x[o*pw + r*rs + q + j],
+// so that y needs no compaction afterwards. Each row's last vector is
+// masked.
+func dwRows(g *gen) {
+	const name = "dwRows3x3Z"
+	g.f("\n// func %s(oh, ow int, y, x *float32, pw, rs int, k *[9]float32)\n", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	g.in("MOVQ oh+0(FP), DX")
+	g.in("MOVQ ow+8(FP), R14")
+	g.in("MOVQ R14, R13")
+	g.in("SHLQ $2, R13")
+	g.in("MOVQ y+16(FP), DI")
+	g.in("MOVQ x+24(FP), R9")
+	g.in("MOVQ pw+32(FP), R12")
+	g.in("SHLQ $2, R12")
+	g.in("MOVQ rs+40(FP), AX")
+	g.in("SHLQ $2, AX")
+	g.in("LEAQ (R9)(AX*1), R10")
+	g.in("LEAQ (R10)(AX*1), R11")
+	g.in("MOVQ k+48(FP), AX")
+	for t := 0; t < 9; t++ {
+		g.in("VBROADCASTSS %d(AX), Z%d", 4*t, t)
+	}
+	g.in("TESTQ DX, DX")
+	g.in("JEQ %s_done", name)
+	g.label(name + "_row")
 	g.in("XORQ BX, BX")
-	posLoop16(g, name, "done", "R8", step)
+	g.in("MOVQ R14, CX")
+	posLoop16(g, name, "next", "R8", dw3x3Step(g))
+	g.label(name + "_next")
+	g.in("ADDQ R12, R9")
+	g.in("ADDQ R12, R10")
+	g.in("ADDQ R12, R11")
+	g.in("ADDQ R13, DI")
+	g.in("DECQ DX")
+	g.in("JNE %s_row", name)
 	g.label(name + "_done")
 	g.in("VZEROUPPER")
 	g.in("RET")
