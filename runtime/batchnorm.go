@@ -113,21 +113,53 @@ func (t *nnBNTask) Run(lo, hi int) {
 	}
 }
 
+// bnGatherBelow is the plane size below which a channel's planes are
+// gathered into one row before its sums: the lane kernels take rows of 8
+// or more, and a call per 2x2 plane costs more than the copy.
+const bnGatherBelow = 8
+
+// bnScratch holds a channel's gathered planes (nnBNTask.rows).
+type bnScratch struct{ x, dy []float32 }
+
+var bnScratches gemmFreeList[bnScratch]
+
+// rows returns channel c of v ([n, C, Spatial]) as rows rows of w floats,
+// stride apart from the start of the returned slice: the channel's planes
+// in place, or, when they are shorter than bnGatherBelow, one row of
+// all of them gathered into *buf. The sums' lanes follow the rows, so
+// both forms give the same bits on every platform, though not the same
+// as each other.
+func (t *nnBNTask) rows(buf *[]float32, v []float32, c int) (x []float32, rows, stride, w int) {
+	C, S := t.p.C, t.p.Spatial
+	if S >= bnGatherBelow || t.n == 1 {
+		return v[c*S:], t.n, C * S, S
+	}
+	*buf = gemmGrow(*buf, t.n*S)
+	g := *buf
+	for b := 0; b < t.n; b++ {
+		copy(g[b*S:][:S], v[(b*C+c)*S:][:S])
+	}
+	return g, 1, 0, t.n * S
+}
+
 // stats computes channel c's batch statistics in two float64 passes (mean,
 // then squared deviations), which stays accurate when |mean| >> std. The
 // sums run in eight lanes (bnSum) in a fixed order.
 func (t *nnBNTask) stats(c int) {
-	C, S := t.p.C, t.p.Spatial
+	S := t.p.Spatial
+	sc := bnScratches.get()
+	x, rows, stride, w := t.rows(&sc.x, t.x, c)
 	var acc [8]float64
-	for b := 0; b < t.n; b++ {
-		bnSum(t.x[(b*C+c)*S:(b*C+c+1)*S], &acc)
+	for b := 0; b < rows; b++ {
+		bnSum(x[b*stride:][:w], &acc)
 	}
 	M := float64(t.n * S)
 	mean := bnReduce(&acc) / M
 	acc = [8]float64{}
-	for b := 0; b < t.n; b++ {
-		bnSqDev(t.x[(b*C+c)*S:(b*C+c+1)*S], mean, &acc)
+	for b := 0; b < rows; b++ {
+		bnSqDev(x[b*stride:][:w], mean, &acc)
 	}
+	bnScratches.put(sc)
 	v := bnReduce(&acc) / M
 	inv := 1 / math.Sqrt(v+t.eps)
 	t.mean[c] = float32(mean)
@@ -146,13 +178,16 @@ func (t *nnBNTask) stats(c int) {
 // gradSums computes channel c's sums of dy and dy*xhat (in eight lanes,
 // bnGrad) and from them the coefficients of dx.
 func (t *nnBNTask) gradSums(c int) {
-	C, S := t.p.C, t.p.Spatial
+	S := t.p.Spatial
 	mean, inv := float64(t.mean[c]), float64(t.invStd[c])
+	sc := bnScratches.get()
+	x, rows, stride, w := t.rows(&sc.x, t.x, c)
+	dy, _, _, _ := t.rows(&sc.dy, t.dy, c)
 	var acc [16]float64
-	for b := 0; b < t.n; b++ {
-		o := (b*C + c) * S
-		bnGrad(t.dy[o:o+S], t.x[o:o+S], mean, &acc)
+	for b := 0; b < rows; b++ {
+		bnGrad(dy[b*stride:][:w], x[b*stride:][:w], mean, &acc)
 	}
+	bnScratches.put(sc)
 	sdy := bnReduce((*[8]float64)(acc[:8]))
 	sdyx := bnReduce((*[8]float64)(acc[8:]))
 	sdyx *= inv // sum(dy * xhat)

@@ -138,9 +138,17 @@ func TestBatchNormBackwardFiniteDifferences(t *testing.T) {
 
 // TestBatchNormBackwardLarge checks the parallel path against the closed
 // form in float64.
+// TestBatchNormBackwardLarge checks training and backward against float64
+// on planes the lane kernels take whole, and on 2x2 planes of many
+// samples, whose channels are gathered into one row.
 func TestBatchNormBackwardLarge(t *testing.T) {
+	for _, g := range []struct{ n, C, S int }{{3, 16, 29 * 31}, {64, 8, 4}} {
+		bnBackwardLarge(t, g.n, g.C, g.S)
+	}
+}
+
+func bnBackwardLarge(t *testing.T, n, C, S int) {
 	r := nntRand(23)
-	n, C, S := 3, 16, 29*31
 	p := &BatchNormParams{C: C, Spatial: S, Epsilon: 1e-5, Momentum: 0.1}
 	require.NoError(t, p.Init())
 	x := nntSlice(r, n*C*S, -2, 3)
@@ -148,11 +156,12 @@ func TestBatchNormBackwardLarge(t *testing.T) {
 	y := make([]float32, len(x))
 	sm, si := make([]float32, C), make([]float32, C)
 	BatchNormTraining(p, n, y, sm, si, nil, nil, x, scale, bias)
+	mean, variance := refBNStats(n, C, S, nnt64(x))
+	nntClose(t, refBNApply(n, C, S, 1e-5, nnt64(x), nnt64(scale), nnt64(bias), mean, variance), y, 1e-5, "y")
 	dy := nntSlice(r, len(x), -1, 1)
 	dx, ds, db := make([]float32, len(x)), make([]float32, C), make([]float32, C)
 	BatchNormBackward(p, n, dx, ds, db, dy, x, scale, sm, si)
 
-	mean, variance := refBNStats(n, C, S, nnt64(x))
 	wdb, wds := make([]float64, C), make([]float64, C)
 	for i, g := range dy {
 		c := i / S % C
