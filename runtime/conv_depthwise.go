@@ -279,6 +279,11 @@ func (cs *convScratch) padPlane(x []float32, h, w, padT, padL, padB, padR int) [
 // pad) a loop the compiler inlines.
 func padPlaneInto(pad, x []float32, h, w, padT, padL, padB, padR int) []float32 {
 	PW := w + padL + padR
+	if padRowsVec(pad[padT*PW:][:h*PW], x[:h*w], w, PW, padL) {
+		clear(pad[:padT*PW])
+		clear(pad[(h+padT)*PW:])
+		return pad
+	}
 	clear(pad[:padT*PW+padL])
 	for ih := 0; ih < h; ih++ {
 		o := (ih+padT)*PW + padL

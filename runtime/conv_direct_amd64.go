@@ -562,3 +562,16 @@ func (p *Conv2DParams) dwGradInStride2Wide(cs *convScratch, dxp, dyp, wk []float
 	dwRows3x3Z(H, W, &dxp[0], &grid[p.PadTop*gw+p.PadLeft], gw, gw, &flip)
 	return true
 }
+
+// padRowsVec writes the rows of a zero-bordered plane, each pw floats of
+// rows with x's next w at column padL, with padRowsZ; it reports false,
+// having done nothing, without AVX-512.
+func padRowsVec(rows, x []float32, w, pw, padL int) bool {
+	if !gemmHasAVX512 || len(rows) == 0 {
+		return false
+	}
+	h := len(rows) / pw
+	_ = x[h*w-1]
+	padRowsZ(&rows[0], &x[0], h, w, pw, padL)
+	return true
+}

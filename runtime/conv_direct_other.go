@@ -38,6 +38,9 @@ func (p *Conv2DParams) dwGradInStride2Wide(cs *convScratch, dxp, dyp, wk []float
 	return false
 }
 
+// padRowsVec reports false: this build has no vector kernel for it.
+func padRowsVec(rows, x []float32, w, pw, padL int) bool { return false }
+
 // convDirectTPanel is empty: this build has no direct convolutions.
 type convDirectTPanel struct{}
 

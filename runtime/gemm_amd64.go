@@ -511,6 +511,13 @@ func dwWide3x3Z(n int, y, x *float32, rs int, k *[9]float32)
 //go:noescape
 func dwRows3x3Z(oh, ow int, y, x *float32, pw, rs int, k *[9]float32)
 
+// padRowsZ sets, for r < h, the pw floats at dst + r*pw to zero with the
+// w floats at src + r*w at column padL (padL+w <= pw): the rows of a
+// zero-bordered plane (AVX-512).
+//
+//go:noescape
+func padRowsZ(dst, src *float32, h, w, pw, padL int)
+
 // clipGradY sets dst[i] = grad[i] if lo < z[i] < hi, else +0, for i < n
 // (AVX).
 //

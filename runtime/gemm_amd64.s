@@ -4907,6 +4907,68 @@ dwRows3x3Z_done:
 	VZEROUPPER
 	RET
 
+// func padRowsZ(dst, src *float32, h, w, pw, padL int)
+TEXT ·padRowsZ(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ h+16(FP), DX
+	MOVQ w+24(FP), R8
+	MOVQ pw+32(FP), R9
+	MOVQ padL+40(FP), R10
+	SHLQ $2, R10
+	VPXORD Z0, Z0, Z0
+	TESTQ DX, DX
+	JEQ padRowsZ_done
+padRowsZ_row:
+	XORQ BX, BX
+	MOVQ R9, CX
+	CMPQ CX, $16
+	JLT padRowsZ_z_tail
+padRowsZ_z_loop:
+	VMOVUPS Z0, (DI)(BX*1)
+	ADDQ $64, BX
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE padRowsZ_z_loop
+padRowsZ_z_tail:
+	TESTQ CX, CX
+	JEQ padRowsZ_z_end
+	MOVL $1, R12
+	SHLL CX, R12
+	DECL R12
+	KMOVW R12, K1
+	VMOVUPS Z0, K1, (DI)(BX*1)
+padRowsZ_z_end:
+	LEAQ (DI)(R10*1), R11
+	XORQ BX, BX
+	MOVQ R8, CX
+	CMPQ CX, $16
+	JLT padRowsZ_c_tail
+padRowsZ_c_loop:
+	VMOVUPS (SI)(BX*1), Z1
+	VMOVUPS Z1, (R11)(BX*1)
+	ADDQ $64, BX
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE padRowsZ_c_loop
+padRowsZ_c_tail:
+	TESTQ CX, CX
+	JEQ padRowsZ_c_end
+	MOVL $1, R12
+	SHLL CX, R12
+	DECL R12
+	KMOVW R12, K1
+	VMOVUPS.Z (SI)(BX*1), K1, Z1
+	VMOVUPS Z1, K1, (R11)(BX*1)
+padRowsZ_c_end:
+	LEAQ (DI)(R9*4), DI
+	LEAQ (SI)(R8*4), SI
+	DECQ DX
+	JNE padRowsZ_row
+padRowsZ_done:
+	VZEROUPPER
+	RET
+
 // func bnSumY(x *float32, n int, acc *[8]float64)
 TEXT ·bnSumY(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), SI

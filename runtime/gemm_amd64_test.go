@@ -140,3 +140,35 @@ func TestGemmConvKernelRows(t *testing.T) {
 		}
 	}
 }
+
+// TestPadRowsZ: padRowsZ writes each row as zeros around the source row,
+// for rows narrower and wider than a vector, and nothing past its rows.
+func TestPadRowsZ(t *testing.T) {
+	if !gemmHasAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, w := range []int{1, 2, 7, 16, 17, 33} {
+		for _, pads := range [][2]int{{0, 0}, {1, 1}, {2, 0}, {0, 3}} {
+			const h = 3
+			pw := w + pads[0] + pads[1]
+			x := make([]float32, h*w)
+			for i := range x {
+				x[i] = rng.Float32() + 1
+			}
+			got := make([]float32, h*pw+5)
+			for i := range got {
+				got[i] = -7
+			}
+			padRowsZ(&got[0], &x[0], h, w, pw, pads[0])
+			want := make([]float32, len(got))
+			for i := range want[h*pw:] {
+				want[h*pw+i] = -7
+			}
+			for r := 0; r < h; r++ {
+				copy(want[r*pw+pads[0]:], x[r*w:(r+1)*w])
+			}
+			requireSameBits(t, want, got, "w %d pads %v", w, pads)
+		}
+	}
+}

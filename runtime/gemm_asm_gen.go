@@ -54,6 +54,7 @@ func main() {
 	dwWgrad(g, 5, 5)
 	dwWide(g)
 	dwRows(g)
+	padRows(g)
 	bnKernels(g)
 	maxPoolBack(g)
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
@@ -72,7 +73,7 @@ func main() {
 	for mr := 1; mr <= convKernelRows; mr++ {
 		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr))
 	}
-	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z", "dwRows3x3Z")
+	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z", "dwRows3x3Z", "padRowsZ")
 	for _, name := range names {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
@@ -1262,6 +1263,57 @@ func dwRows(g *gen) {
 	g.in("ADDQ R12, R10")
 	g.in("ADDQ R12, R11")
 	g.in("ADDQ R13, DI")
+	g.in("DECQ DX")
+	g.in("JNE %s_row", name)
+	g.label(name + "_done")
+	g.in("VZEROUPPER")
+	g.in("RET")
+}
+
+// padRows emits padRowsZ, the rows of padPlaneInto: for r < h, dst's row
+// r (pw floats from dst + r*pw) becomes zeros with src's row r (w floats
+// from src + r*w) at column padL. Whole rows in 16-lane stores, the last
+// of each masked, instead of a copy call and zeroing per row.
+func padRows(g *gen) {
+	const name = "padRowsZ"
+	g.f("\n// func %s(dst, src *float32, h, w, pw, padL int)\n", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+	g.in("MOVQ dst+0(FP), DI")
+	g.in("MOVQ src+8(FP), SI")
+	g.in("MOVQ h+16(FP), DX")
+	g.in("MOVQ w+24(FP), R8")
+	g.in("MOVQ pw+32(FP), R9")
+	g.in("MOVQ padL+40(FP), R10")
+	g.in("SHLQ $2, R10")
+	g.in("VPXORD Z0, Z0, Z0")
+	g.in("TESTQ DX, DX")
+	g.in("JEQ %s_done", name)
+	g.label(name + "_row")
+	g.in("XORQ BX, BX")
+	g.in("MOVQ R9, CX")
+	posLoop16(g, name+"_z", "end", "R12", func(masked bool) {
+		if masked {
+			g.in("VMOVUPS Z0, K1, (DI)(BX*1)")
+		} else {
+			g.in("VMOVUPS Z0, (DI)(BX*1)")
+		}
+	})
+	g.label(name + "_z_end")
+	g.in("LEAQ (DI)(R10*1), R11")
+	g.in("XORQ BX, BX")
+	g.in("MOVQ R8, CX")
+	posLoop16(g, name+"_c", "end", "R12", func(masked bool) {
+		if masked {
+			g.in("VMOVUPS.Z (SI)(BX*1), K1, Z1")
+			g.in("VMOVUPS Z1, K1, (R11)(BX*1)")
+		} else {
+			g.in("VMOVUPS (SI)(BX*1), Z1")
+			g.in("VMOVUPS Z1, (R11)(BX*1)")
+		}
+	})
+	g.label(name + "_c_end")
+	g.in("LEAQ (DI)(R9*4), DI")
+	g.in("LEAQ (SI)(R8*4), SI")
 	g.in("DECQ DX")
 	g.in("JNE %s_row", name)
 	g.label(name + "_done")
