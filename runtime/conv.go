@@ -60,9 +60,9 @@ type Conv2DParams struct {
 	direct *convDirect
 }
 
-// convDirect describes a unit-stride convolution whose forward GEMM reads
-// its B operand straight from a zero-bordered copy of the input, in one of
-// two forms. The masked form (unitSame geometries, rowW 0) keeps the
+// convDirect describes a convolution whose forward GEMM reads its B
+// operand straight from a zero-bordered copy of the input, in one of
+// three forms. The masked form (unitSame geometries, rowW 0) keeps the
 // input's rows W wide with zero rows above and below: output position q of
 // im2col row r is plane[q+offs[r]] when the tap's column is inside the
 // input, and 0 otherwise (the row's lane masks). The wide form (any other
@@ -71,15 +71,22 @@ type Conv2DParams struct {
 // computes the outputs on a grid rowW wide, position q = oh*rowW+ow
 // reading plane[q+offs[r]] with no masks, and the rowW-OW columns past each
 // output row, which straddle two input rows, are dropped when the result
-// is compacted.
+// is compacted. The phase form (strides 2, no dilation) is the wide form
+// on the four planes of even and odd rows and columns (phaseHW).
 type convDirect struct {
-	plane int      // floats per zero-bordered plane
-	front int      // zeros before a plane's first pixel: PadTop rows and PadLeft
-	rowW  int      // the wide form's row width; 0 for the masked form
-	span  int      // output positions the kernel computes per channel
-	offs  []int32  // per im2col row (c, kh, kw)
-	masks []uint32 // per sliver phase, per im2col row: lane i is output q0+i
-	phase []int32  // per convDirectWidth-column sliver of the output: its masks' start
+	plane int // floats per zero-bordered plane (all four phases of one in the phase form)
+	front int // zeros before a plane's first pixel: PadTop rows and PadLeft
+	rowW  int // the wide form's row width; 0 for the masked form
+	// phaseHW, in the phase form (strides 2), is the floats of each of the
+	// four planes a zero-bordered input plane is split into by the parity
+	// of its rows and columns, each rowW wide: output (o, q) reads tap (kh,
+	// kw) from phase (kh%2, kw%2) at row o+kh/2, column q+kw/2, so every
+	// tap is again a unit-stride run. 0 otherwise.
+	phaseHW int
+	span    int      // output positions the kernel computes per channel
+	offs    []int32  // per im2col row (c, kh, kw)
+	masks   []uint32 // per sliver phase, per im2col row: lane i is output q0+i
+	phase   []int32  // per convDirectWidth-column sliver of the output: its masks' start
 }
 
 // convDirectMaxMasks bounds the mask table of a direct convolution (one
@@ -90,11 +97,18 @@ const convDirectMaxMasks = 1 << 16
 func (p *Conv2DParams) buildDirect() {
 	p.direct = nil
 	w := convDirectWidth
-	if w == 0 || p.pointwise || p.depthwise || p.StrideH != 1 || p.StrideW != 1 {
+	if w == 0 || p.pointwise || p.depthwise {
+		return
+	}
+	if p.StrideH == 2 && p.StrideW == 2 && p.DilationH == 1 && p.DilationW == 1 {
+		p.buildDirectWide(w, true)
+		return
+	}
+	if p.StrideH != 1 || p.StrideW != 1 {
 		return
 	}
 	if !p.unitSame {
-		p.buildDirectWide(w)
+		p.buildDirectWide(w, false)
 		return
 	}
 	P := p.oh * p.ow
@@ -144,30 +158,36 @@ func (p *Conv2DParams) buildDirect() {
 }
 
 // buildDirectWide sets p.direct to the wide form (see convDirect) for
-// kernel tiles w columns wide, unless the dropped columns would more than
-// double the kernel's work.
-func (p *Conv2DParams) buildDirectWide(w int) {
-	rowW := p.PadLeft + p.W + p.PadRight
+// kernel tiles w columns wide, or with phases to the phase form of a
+// convolution with strides 2 and no dilation, unless the dropped columns
+// would more than double the kernel's work.
+func (p *Conv2DParams) buildDirectWide(w int, phases bool) {
+	rowW, rows := p.PadLeft+p.W+p.PadRight, p.PadTop+p.H+p.PadBottom
+	d := &convDirect{front: p.PadTop*rowW + p.PadLeft}
+	if phases {
+		rowW, rows = (rowW+1)/2, (rows+1)/2
+		d.front, d.phaseHW = 0, rows*rowW
+	}
 	span := (p.oh-1)*rowW + p.ow
 	if p.oh < 1 || p.ow < 1 || span > 2*p.oh*p.ow {
 		return
 	}
-	d := &convDirect{
-		rowW:  rowW,
-		span:  span,
-		front: p.PadTop*rowW + p.PadLeft,
-		plane: (p.PadTop + p.H + p.PadBottom) * rowW,
-		offs:  make([]int32, p.crs),
-		masks: make([]uint32, p.crs),
-		phase: make([]int32, (span+w-1)/w),
+	d.rowW, d.span, d.plane = rowW, span, rows*rowW
+	if phases {
+		d.plane *= 4
 	}
 	if int64(p.cg)*int64(d.plane)+int64(w) > math.MaxInt32 {
 		return
 	}
+	d.offs, d.masks, d.phase = make([]int32, p.crs), make([]uint32, p.crs), make([]int32, (span+w-1)/w)
 	khw := p.KH * p.KW
 	for r := range d.offs {
 		c, kh, kw := r/khw, r%khw/p.KW, r%p.KW
-		d.offs[r] = int32(c*d.plane + kh*p.DilationH*rowW + kw*p.DilationW)
+		off := kh*p.DilationH*rowW + kw*p.DilationW
+		if phases {
+			off = ((kh&1)*2+kw&1)*d.phaseHW + kh/2*rowW + kw/2
+		}
+		d.offs[r] = int32(c*d.plane + off)
 		d.masks[r] = ^uint32(0)
 	}
 	p.direct = d

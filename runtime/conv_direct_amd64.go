@@ -104,6 +104,10 @@ func (p *Conv2DParams) padInput(cs *convScratch, x []float32) []float32 {
 	for c := 0; c < p.cg; c++ {
 		pl := xp[c*d.plane:][:d.plane]
 		xc := x[c*H*W:][:H*W]
+		if d.phaseHW != 0 {
+			p.phaseSplit(pl, xc)
+			continue
+		}
 		if d.rowW == 0 {
 			clear(pl[:d.front])
 			copy(pl[d.front:], xc)
@@ -125,6 +129,26 @@ func (p *Conv2DParams) padInput(cs *convScratch, x []float32) []float32 {
 	}
 	clear(xp[p.cg*d.plane:])
 	return xp
+}
+
+// phaseSplit writes input plane xc, zero-bordered, into pl as the phase
+// form's four planes (see convDirect.phaseHW).
+func (p *Conv2DParams) phaseSplit(pl, xc []float32) {
+	d, W := p.direct, p.W
+	clear(pl)
+	for h := 0; h < p.H; h++ {
+		i := h + p.PadTop
+		for b := 0; b < 2; b++ {
+			// Input columns jx with (jx+PadLeft)%2 == b, from the first.
+			jx := (b - p.PadLeft%2 + 2) % 2
+			if jx >= W {
+				continue
+			}
+			n := (W - jx + 1) / 2
+			row := pl[((i&1)*2+b)*d.phaseHW+(i>>1)*d.rowW+(jx+p.PadLeft)/2:][:n]
+			gemmGather2(row, xc[h*W+jx:(h+1)*W])
+		}
+	}
 }
 
 // gradFilterDirect is gradFilterChunk for a convolution with a direct form,

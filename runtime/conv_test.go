@@ -525,7 +525,7 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 		t.Skip("no direct convolution kernel on this CPU or build")
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	tried, wide := 0, 0
+	tried, wide, phases := 0, 0, 0
 	for _, tc := range convCases() {
 		p := tc.p
 		require.NoError(t, p.Init())
@@ -537,6 +537,9 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 			if q.direct.rowW != 0 {
 				wide++
 			}
+			if q.direct.phaseHW != 0 {
+				phases++
+			}
 			// Batch 1 spreads one sample's slivers over the pool; batch 2
 			// gives each worker whole samples.
 			for _, n := range []int{1, 2} {
@@ -546,7 +549,8 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 	}
 	require.NotZero(t, tried, "no case has a direct form")
 	require.NotZero(t, wide, "no case has a wide direct form")
-	t.Logf("%d direct forms, %d of them wide", tried, wide)
+	require.NotZero(t, phases, "no case has a phase (stride 2) direct form")
+	t.Logf("%d direct forms, %d of them wide, %d of those phase forms", tried, wide, phases)
 }
 
 // convDirectVsPacked runs q forward on random data at batch n directly and
