@@ -53,6 +53,7 @@ func convCases() []convCase {
 		{"depthwise_5x5", 2, convGeom(4, 8, 9, 4, 5, 5, 1, 1, 1, 1, 4, [4]int{2, 2, 2, 2})},
 		{"depthwise_dilH2_unpadded", 3, convGeom(3, 9, 7, 3, 3, 3, 1, 1, 2, 1, 3, [4]int{0, 0, 0, 0})},
 		{"depthwise_stride2_mobilenet", 2, convGeom(4, 7, 8, 4, 3, 3, 2, 2, 1, 1, 4, [4]int{1, 1, 1, 1})},
+		{"depthwise_5x5_stride2_multiplier2", 2, convGeom(3, 9, 8, 6, 5, 5, 2, 2, 1, 1, 3, [4]int{2, 2, 2, 2})},
 		{"channel_multiplier2", 2, convGeom(4, 7, 7, 8, 3, 3, 1, 1, 1, 1, 4, [4]int{1, 1, 1, 1})},
 		{"channel_multiplier3_stride2_dil2", 1, convGeom(3, 10, 9, 9, 3, 2, 2, 2, 2, 2, 3, [4]int{1, 0, 2, 1})},
 		{"pointwise", 2, convGeom(8, 5, 6, 12, 1, 1, 1, 1, 1, 1, 1, [4]int{0, 0, 0, 0})},
