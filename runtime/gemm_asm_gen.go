@@ -1184,20 +1184,27 @@ func dwWide(g *gen) {
 	g.f("TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
 	g.in("MOVQ n+0(FP), CX")
 	g.in("MOVQ y+8(FP), DI")
-	g.in("MOVQ x+16(FP), R9")
-	g.in("MOVQ rs+24(FP), AX")
-	g.in("SHLQ $2, AX")
-	g.in("LEAQ (R9)(AX*1), R10")
-	g.in("LEAQ (R10)(AX*1), R11")
-	g.in("MOVQ k+32(FP), AX")
-	for t := 0; t < 9; t++ {
-		g.in("VBROADCASTSS %d(AX), Z%d", 4*t, t)
-	}
+	dw3x3Taps(g, 16, 24, 32)
 	g.in("XORQ BX, BX")
 	posLoop16(g, name, "done", "R8", dw3x3Step(g))
 	g.label(name + "_done")
 	g.in("VZEROUPPER")
 	g.in("RET")
+}
+
+// dw3x3Taps emits the set-up dw3x3Step needs: the kernel rows of x (the
+// argument at frame offset xOff) in R9, R10 and R11, rs floats apart (rs at
+// rsOff), and the nine taps (k at kOff) broadcast into Z0..Z8.
+func dw3x3Taps(g *gen, xOff, rsOff, kOff int) {
+	g.in("MOVQ x+%d(FP), R9", xOff)
+	g.in("MOVQ rs+%d(FP), AX", rsOff)
+	g.in("SHLQ $2, AX")
+	g.in("LEAQ (R9)(AX*1), R10")
+	g.in("LEAQ (R10)(AX*1), R11")
+	g.in("MOVQ k+%d(FP), AX", kOff)
+	for t := 0; t < 9; t++ {
+		g.in("VBROADCASTSS %d(AX), Z%d", 4*t, t)
+	}
 }
 
 // dw3x3Step returns the vector step of dwWide3x3Z and dwRows3x3Z: the
@@ -1241,17 +1248,9 @@ func dwRows(g *gen) {
 	g.in("MOVQ R14, R13")
 	g.in("SHLQ $2, R13")
 	g.in("MOVQ y+16(FP), DI")
-	g.in("MOVQ x+24(FP), R9")
 	g.in("MOVQ pw+32(FP), R12")
 	g.in("SHLQ $2, R12")
-	g.in("MOVQ rs+40(FP), AX")
-	g.in("SHLQ $2, AX")
-	g.in("LEAQ (R9)(AX*1), R10")
-	g.in("LEAQ (R10)(AX*1), R11")
-	g.in("MOVQ k+48(FP), AX")
-	for t := 0; t < 9; t++ {
-		g.in("VBROADCASTSS %d(AX), Z%d", 4*t, t)
-	}
+	dw3x3Taps(g, 24, 40, 48)
 	g.in("TESTQ DX, DX")
 	g.in("JEQ %s_done", name)
 	g.label(name + "_row")
