@@ -114,18 +114,7 @@ func (p *Conv2DParams) padInput(cs *convScratch, x []float32) []float32 {
 			clear(pl[d.front+H*W:])
 			continue
 		}
-		clear(pl[:d.front-p.PadLeft])
-		for h := 0; h < H; h++ {
-			row := pl[d.front-p.PadLeft+h*d.rowW:][:d.rowW]
-			for i := range row[:p.PadLeft] {
-				row[i] = 0
-			}
-			copy(row[p.PadLeft:], xc[h*W:][:W])
-			for i := p.PadLeft + W; i < len(row); i++ {
-				row[i] = 0
-			}
-		}
-		clear(pl[d.front-p.PadLeft+H*d.rowW:])
+		padPlaneInto(pl, xc, H, W, p.PadTop, p.PadLeft, p.PadBottom, p.PadRight)
 	}
 	clear(xp[p.cg*d.plane:])
 	return xp
@@ -358,17 +347,7 @@ func (p *Conv2DParams) wgradGeom() convWgradGeom {
 // g.plane floats).
 func (p *Conv2DParams) wideInput(xp, x []float32, g convWgradGeom) {
 	for c := 0; c < p.C; c++ {
-		pl := xp[c*g.plane:][:g.plane]
-		xc := x[c*p.H*p.W:][:p.H*p.W]
-		top := p.PadTop * g.wp
-		clear(pl[:top])
-		for h := 0; h < p.H; h++ {
-			row := pl[top+h*g.wp:][:g.wp]
-			clear(row[:p.PadLeft])
-			copy(row[p.PadLeft:], xc[h*p.W:][:p.W])
-			clear(row[p.PadLeft+p.W:])
-		}
-		clear(pl[top+p.H*g.wp:])
+		padPlaneInto(xp[c*g.plane:][:g.plane], x[c*p.H*p.W:][:p.H*p.W], p.H, p.W, p.PadTop, p.PadLeft, p.PadBottom, p.PadRight)
 	}
 }
 
