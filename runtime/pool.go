@@ -131,6 +131,10 @@ func (p *workerPool) take() poolJob {
 			return j
 		default:
 		}
+		if helpSide() {
+			i = -1 // the spin starts again after side work
+			continue
+		}
 		if i%32 == 0 {
 			if i == 0 {
 				start = time.Now()
@@ -149,6 +153,10 @@ func (p *workerPool) await() {
 	if p.left.Load() != 0 {
 		start, spin := time.Now(), time.Duration(poolSpin.Load())
 		for i := 1; p.left.Load() != 0; i++ {
+			if helpSide() {
+				start = time.Now()
+				continue
+			}
 			if i%32 == 0 && time.Since(start) > spin {
 				break
 			}
@@ -156,3 +164,86 @@ func (p *workerPool) await() {
 	}
 	p.wg.Wait()
 }
+
+// sideWork is a Task's units offered to the pool's idle helpers: a helper
+// polling for its next chunk (take) runs offered units one at a time, so
+// work that the caller will need only later, such as the next layer's
+// weights, fills the pauses between and within the current layer's
+// parallel calls instead of running after them. At most one sideWork is
+// offered at a time. A helper that picks up a unit finishes it before it
+// looks at the job queue again, so units should take a few microseconds
+// at most. The caller that posted the work calls finish before it reads
+// the results; what no helper has claimed by then, it runs itself.
+//
+// Units are claimed by counting left down, so a helper holding a stale
+// pointer to a sideWork that has been finished (left ≤ 0) claims nothing,
+// and the fields written before left is set are visible to any helper
+// whose claim succeeds.
+type sideWork struct {
+	t    Task
+	n    int32
+	left atomic.Int32 // units not yet claimed; unit u is claimed when left falls to u
+	done atomic.Int32 // units finished
+}
+
+// poolSide is the sideWork on offer, or nil.
+var poolSide atomic.Pointer[sideWork]
+
+// post offers units [0, n) of t to the pool's helpers and reports whether
+// it did: not when n < 1, when there is no helper, or when another
+// sideWork is on offer. After a true post the caller must call finish.
+func (w *sideWork) post(t Task, n int) bool {
+	if n < 1 || Workers() < 2 || poolSide.Load() != nil {
+		return false
+	}
+	w.t, w.n = t, int32(n)
+	w.done.Store(0)
+	w.left.Store(0)
+	if !poolSide.CompareAndSwap(nil, w) {
+		w.t = nil
+		return false
+	}
+	// Claimable only now: a post that loses the race leaves nothing a
+	// helper could have started.
+	w.left.Store(int32(n))
+	return true
+}
+
+// runOne runs one unclaimed unit and reports whether there was one.
+func (w *sideWork) runOne() bool {
+	u := w.left.Add(-1)
+	if u < 0 {
+		return false
+	}
+	w.t.Run(int(u), int(u)+1)
+	w.done.Add(1)
+	return true
+}
+
+// finish runs the units no helper has claimed, waits for the ones helpers
+// are running (a unit's time at most), and withdraws the offer.
+func (w *sideWork) finish() {
+	for w.runOne() {
+	}
+	for i := 1; w.done.Load() < w.n; i++ {
+		if i%64 == 0 {
+			runtime.Gosched()
+		}
+	}
+	poolSide.CompareAndSwap(w, nil)
+	w.t = nil
+}
+
+// helpSide runs one unit of the sideWork on offer, if any, and reports
+// whether it did.
+func helpSide() bool {
+	w := poolSide.Load()
+	if w == nil || !w.runOne() {
+		return false
+	}
+	sideHelped.Add(1)
+	return true
+}
+
+// sideHelped counts the side units helpers have run, for the tests.
+var sideHelped atomic.Int64

@@ -149,12 +149,26 @@ func SMHReconstructRows(p *SMHParams, dst, l, r []float32, r0, r1 int) {
 }
 
 func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
-	if len(dst) == 0 {
-		return
+	t := smhBandTasks.get()
+	if units, grain := p.band(t, dst, l, r, off, s, smhRowBlock); units > 0 {
+		ParallelFor(units, grain, t)
 	}
-	if s == 0 { // as Sgemm with alpha 0: zeros, even where P is not finite
+	*t = smhBandTask{}
+	smhBandTasks.put(t)
+}
+
+// band sets t up to write dst = s·vec(P)[off:off+len(dst)] in units of
+// nr-column slivers of rowBlock rows (a multiple of every kernel's mr) and
+// returns their number with ParallelFor's grain for them. It returns 0
+// units when it has already written dst: when dst is empty, and when s is
+// 0 (as Sgemm with alpha 0: zeros, even where P is not finite).
+func (p *SMHParams) band(t *smhBandTask, dst, l, r []float32, off int, s float32, rowBlock int) (units, grain int) {
+	if len(dst) == 0 {
+		return 0, 0
+	}
+	if s == 0 {
 		clear(dst)
-		return
+		return 0, 0
 	}
 	d, rank := p.D, p.Rank
 	g := gemmUse
@@ -165,17 +179,11 @@ func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
 	if m == 1 {
 		j0, j1 = off-h*d, off-h*d+len(dst)
 	}
-	t := smhBandTasks.get()
 	*t = smhBandTask{g: g, dst: dst, l: l, r: r, d: d, rank: rank, off: off, h: h, m: m, j0: j0, j1: j1, alpha: s}
 	t.slivers = (j1 - j0 + g.nr - 1) / g.nr
-	t.rowsPer = m
-	if m > smhRowBlock {
-		t.rowsPer = smhRowBlock
-	}
-	units := t.slivers * ((m + t.rowsPer - 1) / t.rowsPer)
-	ParallelFor(units, max(1, smhParallelMin/(t.rowsPer*rank*g.nr)), t)
-	*t = smhBandTask{}
-	smhBandTasks.put(t)
+	t.rowsPer = min(m, rowBlock)
+	units = t.slivers * ((m + t.rowsPer - 1) / t.rowsPer)
+	return units, max(1, smhParallelMin/(t.rowsPer*rank*g.nr))
 }
 
 // smhBandTask computes the flat range [off, off+len(dst)) of alpha·L·R as

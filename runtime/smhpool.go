@@ -34,11 +34,19 @@ type SMHWeightParams struct {
 	Seed    uint64 // hash: the model's hash seed
 	Tensor  uint64 // hash: this tensor's id
 
-	ok   bool
-	side int // kron: S
-	prod SMHParams
-	hash HashParams
-	ds   float32
+	ok    bool
+	side  int // kron: S
+	prod  SMHParams
+	hash  HashParams
+	ds    float32
+	async *smhAsync // SMHWeightStart's state, made by its first call
+}
+
+// smhAsync is a reconstruction in progress (SMHWeightStart).
+type smhAsync struct {
+	task    smhBandTask
+	work    sideWork
+	pending bool
 }
 
 // Init validates the placement.
@@ -104,6 +112,66 @@ func SMHWeight(p *SMHWeightParams, w, pool, scales []float32) {
 	case SMHKron:
 		p.kronForward(w[:p.Count], pool, s)
 	}
+}
+
+// SMHWeightStart writes the tensor w[:Count] as SMHWeight does, but may
+// return before it is done: the product variant's units of work are
+// offered to the worker pool's idle helpers (see sideWork), so that a
+// Forward can reconstruct the next layer's weights during the current
+// layer's kernels, whose serial stretches (input copies, filter packing,
+// epilogues) and uneven splits leave helpers waiting. SMHWeightWait(p) must
+// be called before w is read, and pool, scales and w must not be written
+// in between. The result has the bits of SMHWeight's, whoever runs the
+// units. Hashed and Kronecker tensors, and any Start while another is in
+// progress or without helpers, are written before it returns.
+func SMHWeightStart(p *SMHWeightParams, w, pool, scales []float32) {
+	p.check("SMHWeightStart", pool, scales)
+	if p.Variant != SMHProduct {
+		SMHWeight(p, w, pool, scales)
+		return
+	}
+	if p.async == nil {
+		p.async = new(smhAsync)
+	}
+	a := p.async
+	if a.pending {
+		SMHWeightWait(p)
+	}
+	q := &p.prod
+	dr := q.D * q.Rank
+	l, r := pool[:dr], pool[dr:2*dr]
+	q.check("SMHWeightStart", l, r, q.Off, q.Count)
+	if len(w) < q.Count {
+		panic("runtime: SMHWeightStart: w shorter than Count")
+	}
+	units, grain := q.band(&a.task, w[:q.Count], l, r, q.Off, scales[p.Scale], smhSideRows)
+	switch {
+	case units == 0:
+	case a.work.post(&a.task, units):
+		a.pending = true
+		return
+	default:
+		ParallelFor(units, grain, &a.task)
+	}
+	a.task = smhBandTask{}
+}
+
+// smhSideRows is the row block of SMHWeightStart's units: 24 rows of 32
+// columns at rank 65 are about a microsecond of work, which bounds how long
+// a helper that took one keeps the next parallel call waiting.
+const smhSideRows = 24
+
+// SMHWeightWait returns when the tensor SMHWeightStart(p, ...) began is
+// written, running what the pool's helpers have not taken. Without a
+// Start in progress it returns at once.
+func SMHWeightWait(p *SMHWeightParams) {
+	a := p.async
+	if a == nil || !a.pending {
+		return
+	}
+	a.work.finish()
+	a.pending = false
+	a.task = smhBandTask{}
 }
 
 // smhAccum adds one tensor's gradient: dpool and dscales accumulate.

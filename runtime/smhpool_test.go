@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"math"
+	goruntime "runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -130,5 +131,71 @@ func TestSMHWeightAndGradSum(t *testing.T) {
 				SMHGradSum(&g, dpool, dscales, pool, scales, gs...)
 			}))
 		})
+	}
+}
+
+// TestSMHWeightStart checks that a reconstruction started in the
+// background has SMHWeight's bits whoever runs its units: the caller alone
+// (one worker, or another Start on offer), or the pool's helpers while the
+// caller keeps them busy with parallel calls of its own, as a Forward does
+// between a Start and its Wait.
+func TestSMHWeightStart(t *testing.T) {
+	const d, rank = 131, 7
+	pool := randSlice(NewRNG(3), 2*d*rank)
+	scales := []float32{0.7, -1.3, 0}
+	tensors := []SMHWeightParams{
+		{Variant: SMHProduct, D: d, Rank: rank, Off: 0, Count: 40, Scale: 0},         // part of one row
+		{Variant: SMHProduct, D: d, Rank: rank, Off: 57, Count: 90 * d, Scale: 1},    // many rows, ragged ends
+		{Variant: SMHProduct, D: d, Rank: rank, Off: 3 * d, Count: 20 * d, Scale: 2}, // scale 0
+		{Variant: SMHHash, Count: 500, Scale: 0, Seed: 5, Tensor: 2},                 // not offered: written at once
+		{Variant: SMHKron, D: 16, Rank: 3, Off: 10, Count: 200, Scale: 1},            // likewise
+	}
+	want := make([][]float32, len(tensors))
+	for i := range tensors {
+		require.NoError(t, tensors[i].Init())
+		want[i] = make([]float32, tensors[i].Count)
+		SMHWeight(&tensors[i], want[i], pool, scales)
+	}
+	// busy is parallel work of the caller's own between Start and Wait.
+	a, b := randSlice(NewRNG(4), 96*96), randSlice(NewRNG(5), 96*96)
+	c := make([]float32, 96*96)
+	busy := func() {
+		for range 20 {
+			Sgemm(false, false, 96, 96, 96, 1, a, 96, b, 96, 0, c, 96)
+		}
+	}
+	prev := goruntime.GOMAXPROCS(0)
+	defer goruntime.GOMAXPROCS(prev)
+	helped := sideHelped.Load()
+	for _, procs := range []int{1, max(2, prev)} {
+		goruntime.GOMAXPROCS(procs)
+		for rep := range 3 {
+			for i := range tensors {
+				p := &tensors[i]
+				got := make([]float32, p.Count+1)
+				got[p.Count] = 42 // past Count: untouched
+				SMHWeightStart(p, got, pool, scales)
+				if rep > 0 {
+					busy()
+				}
+				if rep == 2 {
+					// A second Start while the first is on offer is
+					// written before it returns.
+					other := &tensors[(i+1)%len(tensors)]
+					o := make([]float32, other.Count)
+					SMHWeightStart(other, o, pool, scales)
+					SMHWeightWait(other)
+					require.Equal(t, want[(i+1)%len(tensors)], o)
+				}
+				SMHWeightWait(p)
+				SMHWeightWait(p) // a second Wait returns at once
+				require.Equal(t, want[i], got[:p.Count], "procs %d rep %d tensor %d", procs, rep, i)
+				require.Equal(t, float32(42), got[p.Count])
+			}
+		}
+	}
+	require.Nil(t, poolSide.Load(), "work left on offer")
+	if goruntime.NumCPU() > 1 {
+		require.Positive(t, sideHelped.Load()-helped, "no helper ran a unit")
 	}
 }
