@@ -118,13 +118,45 @@ func (p *program) call(n *ir.Node, field string) (*ir.KernelCall, []jen.Code, er
 	return c, args, nil
 }
 
-// stmts emits the calls for nodes, skipping views.
+// stmts emits the calls for nodes, skipping views. An Async
+// SMHReconstruct (see passes.SMHPrefetch) is started where it stands and
+// waited for just before the first call that reads it, or before the next
+// one starts (the runtime runs one in the background at a time), or at
+// the end.
 func (p *program) stmts(nodes []*ir.Node) ([]jen.Code, error) {
 	var out []jen.Code
+	type started struct {
+		v     *ir.Value
+		field string
+	}
+	var pending []started
+	wait := func(keep func(started) bool) {
+		rest := pending[:0]
+		for _, s := range pending {
+			if keep(s) {
+				rest = append(rest, s)
+				continue
+			}
+			out = append(out, jen.Qual(RuntimePath, "SMHWeightWait").Call(jen.Op("&").Id("m").Dot(s.field)))
+		}
+		pending = rest
+	}
 	for _, n := range nodes {
 		if n.Op.Def().View {
 			continue
 		}
+		async := n.Op == ir.OpSMHReconstruct && n.Attrs.(*ir.SMHAttrs).Async
+		wait(func(s started) bool {
+			if async {
+				return false
+			}
+			for _, a := range n.Args {
+				if a != nil && ir.Root(a) == s.v {
+					return false
+				}
+			}
+			return true
+		})
 		field := ""
 		if len(n.Results) > 0 {
 			field = p.field(n)
@@ -136,7 +168,11 @@ func (p *program) stmts(nodes []*ir.Node) ([]jen.Code, error) {
 			return nil, err
 		}
 		out = append(out, jen.Comment(nodeComment(n)), jen.Qual(RuntimePath, c.Func).Call(args...))
+		if async {
+			pending = append(pending, started{n.Results[0], field})
+		}
 	}
+	wait(func(started) bool { return false })
 	return out, nil
 }
 

@@ -228,8 +228,9 @@ func TestSMHGradients(t *testing.T) {
 }
 
 // TestSMHMemory measures the heap a model holds after New and one Forward
-// at batch 1: fused inference keeps the pool and one layer's weights,
-// cached keeps every reconstructed weight.
+// at batch 1: fused inference keeps the pool and at most two layers'
+// weights (the one in use and the next, reconstructed meanwhile: see
+// passes.SMHPrefetch), cached keeps every reconstructed weight.
 func TestSMHMemory(t *testing.T) {
 	heap := func(f func() smhModel, input int) (uint64, smhModel) {
 		runtime.GC()
@@ -252,22 +253,40 @@ func TestSMHMemory(t *testing.T) {
 				twin = o.new
 			}
 		}
-		// The kernels keep shared scratch (im2col buffers) once grown:
-		// grow it first so that neither measurement pays for it.
-		heap(twin, sm.input)
-		heap(sm.new, sm.input)
+		// The kernels keep shared scratch (im2col buffers, and one more
+		// packing scratch where a helper or a waiting caller runs a
+		// background reconstruction's unit) once grown: grow it first so
+		// that neither measurement pays for it.
+		for range 5 {
+			heap(twin, sm.input)
+			heap(sm.new, sm.input)
+		}
+		// Shared scratch that one measurement grows stays grown, so the
+		// smallest of a few is the model's own.
 		hf, mf := heap(twin, sm.input)
 		hc, mc := heap(sm.new, sm.input)
-		var dense, largest int
+		for range 3 {
+			f, _ := heap(twin, sm.input)
+			c, _ := heap(sm.new, sm.input)
+			hf, hc = min(hf, f), min(hc, c)
+		}
+		// Fused holds two weight tensors at most, with the biases read
+		// alongside them (1% of the model here).
+		var dense, largest, second int
 		for _, tn := range sm.tensors() {
 			dense += tn.count
-			largest = max(largest, tn.count)
+			if tn.count > largest {
+				largest, second = tn.count, largest
+			} else {
+				second = max(second, tn.count)
+			}
 		}
+		pair := largest + second + dense/100
 		t.Logf("%s: fused %d bytes, cached %d bytes; dense weights %d bytes, largest layer %d bytes, pool %d bytes, Model struct %d bytes",
 			sm.name, hf, hc, 4*dense, 4*largest, 4*len(mf.Tensor("smh.pool")), reflect.ValueOf(mf).Elem().Type().Size())
 		// Fused: the weights file's values twice (the decoded copy every
-		// model starts from, and the model's own), the fixed arena (one
-		// layer's reconstructed weights and other small values), one
+		// model starts from, and the model's own), the fixed arena (two
+		// layers' reconstructed weights and other small values), one
 		// sample's activations and the Model struct itself (every kernel's
 		// parameters), with 20% and 64 KiB for the runtime's own and for
 		// measurement noise.
@@ -279,10 +298,10 @@ func TestSMHMemory(t *testing.T) {
 		}
 		bound := 4*(2*twinEntry.weights+twinEntry.fixed+twinEntry.arena) + int(reflect.ValueOf(mf).Elem().Type().Size())
 		if int(hf) > bound*12/10+64<<10 {
-			t.Errorf("%s: fused inference holds %d bytes, more than the weights, one layer and the activations (%d)", sm.twin, hf, bound)
+			t.Errorf("%s: fused inference holds %d bytes, more than the weights, two layers and the activations (%d)", sm.twin, hf, bound)
 		}
-		if int(hc)-int(hf) < 4*(dense-largest)*9/10 {
-			t.Errorf("%s: cached holds %d bytes more than fused, the weights beyond the largest layer are %d", sm.name, int(hc)-int(hf), 4*(dense-largest))
+		if int(hc)-int(hf) < 4*(dense-pair)*9/10 {
+			t.Errorf("%s: cached holds %d bytes more than fused, the weights beyond the two largest tensors are %d", sm.name, int(hc)-int(hf), 4*(dense-pair))
 		}
 		_ = mc
 	}

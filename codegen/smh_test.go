@@ -186,7 +186,7 @@ func TestSMHReports(t *testing.T) {
 // the model's own pool, tensors that start and end mid-row included; fused
 // and cached packages of one case agree; Forward runs; gradients with
 // respect to the pool and the scales pass finite differences; and fused
-// inference holds the pool plus one layer where cached holds every weight.
+// inference holds the pool plus two layers where cached holds every weight.
 func TestSMHGenerated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds generated code")

@@ -234,6 +234,21 @@ func (g *Graph) indexOf(n *Node) int {
 	panic("ir: node " + n.Op.String() + " is not in the graph")
 }
 
+// MoveBefore moves node n to just before node at, keeping the order of
+// the others. The caller keeps the graph's order valid: every argument of
+// n must still be defined before it.
+func (g *Graph) MoveBefore(n, at *Node) {
+	if n == at {
+		return
+	}
+	i := g.indexOf(n)
+	g.Nodes = append(g.Nodes[:i], g.Nodes[i+1:]...)
+	j := g.indexOf(at)
+	g.Nodes = append(g.Nodes, nil)
+	copy(g.Nodes[j+1:], g.Nodes[j:])
+	g.Nodes[j] = n
+}
+
 // SetArg replaces argument i of n.
 func (g *Graph) SetArg(n *Node, i int, v *Value) {
 	if old := n.Args[i]; old != nil {

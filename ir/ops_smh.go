@@ -10,7 +10,9 @@ import (
 // Offset in the virtual weight vector, its Shape, the index of its Scale in
 // the scales vector, and its Tensor id (the hash's key). Cached
 // reconstructions run once when the weights change rather than before each
-// use.
+// use. An Async one (product variant only, set by the smh-prefetch pass)
+// starts where it stands and is waited for just before the first node that
+// reads it, so that it runs in the worker pool's idle time meanwhile.
 type SMHAttrs struct {
 	Variant string `ir:"variant"`
 	D       int    `ir:"d"`
@@ -21,6 +23,7 @@ type SMHAttrs struct {
 	Scale   int    `ir:"scale"`
 	Tensor  int    `ir:"tensor"`
 	Cached  bool   `ir:"cached"`
+	Async   bool   `ir:"async"`
 }
 
 func newSMHAttrs() any { return &SMHAttrs{Variant: "product"} }
@@ -80,6 +83,9 @@ func init() {
 			if a.Variant != "hash" && (a.Offset < 0 || a.Offset+count > a.D*a.D) {
 				return nil, fmt.Errorf("tensor [%d, %d) outside the %d x %d virtual matrix", a.Offset, a.Offset+count, a.D, a.D)
 			}
+			if a.Async && (a.Cached || a.Variant != "product") {
+				return nil, fmt.Errorf("async reconstruction of a cached or %s tensor", a.Variant)
+			}
 			if a.Scale < 0 || a.Scale >= n.Args[1].Type.Shape[0] {
 				return nil, fmt.Errorf("scale %d of %d", a.Scale, n.Args[1].Type.Shape[0])
 			}
@@ -88,7 +94,11 @@ func init() {
 		Kernel: "SMHWeight",
 		Call: func(n *Node) (*KernelCall, error) {
 			a := n.Attrs.(*SMHAttrs)
-			return &KernelCall{Func: "SMHWeight",
+			fn := "SMHWeight"
+			if a.Async {
+				fn = "SMHWeightStart" // codegen adds the SMHWeightWait
+			}
+			return &KernelCall{Func: fn,
 				Params: smhWeightStruct(a.Variant, a.D, a.Rank, a.Seed, a.Offset, Shape(a.Shape).Static(), a.Scale, a.Tensor),
 				Bufs:   []BufRef{R(0), A(0), A(1)}}, nil
 		},

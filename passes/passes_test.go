@@ -83,7 +83,7 @@ func TestPipelineChecksOrder(t *testing.T) {
 	assert.ErrorContains(t, err, "appears twice")
 	pl, err := NewPipeline(Inference()...)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"cleanup", "fold", "simplify", "bnfold", "smh", "fuse", "dce", "plan"}, pl.Names())
+	assert.Equal(t, []string{"cleanup", "fold", "simplify", "bnfold", "smh", "fuse", "dce", "smh-prefetch", "plan"}, pl.Names())
 	g, err := ir.Parse("graph \"g\" opset=14\ninput v0:f32[N,2] \"x\"\nv1:? = Relu v0\noutput v1 \"y\"\n")
 	require.NoError(t, err)
 	err = pl.Run(g, &Context{Disabled: map[string]bool{"cleanup": true}}, "")

@@ -154,7 +154,7 @@ func runOne(ps *Pass, g *ir.Graph, c *Context) (err error) {
 // Inference returns the passes that prepare an imported graph for inference
 // code generation, in order.
 func Inference() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, BNFold, SMH, Fuse, DCE, Plan}
+	return []*Pass{Cleanup, Fold, Simplify, BNFold, SMH, Fuse, DCE, SMHPrefetch, Plan}
 }
 
 // Training returns the passes that build the training program from an
@@ -167,5 +167,5 @@ func Training() []*Pass {
 // trainable package: as Inference, but BatchNorm stays a kernel over the
 // running statistics, since the weights change as the model trains.
 func TrainedInference() []*Pass {
-	return []*Pass{Cleanup, Fold, Simplify, SMH, Fuse, DCE, Plan}
+	return []*Pass{Cleanup, Fold, Simplify, SMH, Fuse, DCE, SMHPrefetch, Plan}
 }

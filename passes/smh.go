@@ -61,7 +61,8 @@ const SMHBiasScale = 0.01
 // rank-r approximation of the model's own weights over their scales.
 // BatchNorm parameters are never compressed.
 // Each reconstruction sits just before its consumer, so that memory
-// planning keeps one layer's weights at a time.
+// planning keeps one layer's weights at a time (smh-prefetch, later, moves
+// each a layer earlier, for two).
 //
 // Needs: StageTyped; Context.SMH (without it the pass does nothing).
 // Guarantees: the selected parameters are gone, read through

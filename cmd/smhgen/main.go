@@ -84,7 +84,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.smhExclude, "smh-exclude", "", "leave parameters whose names match this `regexp` uncompressed")
 	fs.StringVar(&c.smhScale, "smh-scale", "fanin", "initial scale of compressed weights: fanin (He, sqrt(2/fan_in)) or fanout (sqrt(2/fan_out), as EfficientNet)")
 	fs.Uint64Var(&c.smhSeed, "smh-seed", 1, "`seed` of the pool's initial values and of the hash variant")
-	fs.StringVar(&c.smhInference, "smh-inference", "fused", "fused (reconstruct each layer's weights just before use: the pool plus one layer in memory) or cached (reconstruct all once per weight change: faster)")
+	fs.StringVar(&c.smhInference, "smh-inference", "fused", "fused (reconstruct each layer's weights during the layer before: the pool plus two layers in memory) or cached (reconstruct all once per weight change: faster)")
 	fs.StringVar(&c.smhInit, "smh-init", passes.SMHInitRandom, "how the pool starts: random (train from scratch) or fit (the best approximation of the model's weights, to compress a trained model and fine-tune it)")
 	fs.BoolVar(&c.report, "report", false, "print the compression report (per-tensor layout and totals) to standard error; without -o, print it and stop")
 	fs.Usage = func() {

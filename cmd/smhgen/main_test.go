@@ -113,12 +113,47 @@ func TestGoldenGo(t *testing.T) {
 	}
 }
 
+// TestGoldenSMH holds the IR and the Go source of LeNet-5 compressed to 10%
+// with fused inference (NAME.smh.ir, NAME.smh.go.golden): where each weight
+// is reconstructed, started in the background and waited for.
+func TestGoldenSMH(t *testing.T) {
+	f := filepath.Join(modelDir, "lenet5.onnx")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "net.go")
+	for _, c := range []struct {
+		golden string
+		args   []string
+	}{
+		{"lenet5.smh.ir", []string{"-emit=ir", "-fraction", "0.1", f}},
+		{"lenet5.smh.go.golden", []string{"-pkg", "net", "-fraction", "0.1", "-o", out, f}},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			code, got, errs := smhgen(c.args...)
+			require.Equal(t, 0, code, errs)
+			if c.args[0] != "-emit=ir" {
+				src, err := os.ReadFile(out)
+				require.NoError(t, err)
+				got = string(src)
+			}
+			golden := filepath.Join(goldenDir, c.golden)
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+				return
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run go test ./cmd/smhgen -update to create it")
+			assert.Equal(t, string(want), got)
+		})
+	}
+}
+
 // TestGoldenFilesHaveFixtures keeps testdata/golden free of stale files.
 func TestGoldenFilesHaveFixtures(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*"))
 	require.NoError(t, err)
 	for _, g := range files {
 		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(g), ".ir"), ".train"), ".go.golden")
+		base = strings.TrimSuffix(base, ".smh")
 		_, err := os.Stat(filepath.Join(modelDir, base+".onnx"))
 		assert.NoError(t, err, "golden file %s has no model", g)
 	}
@@ -199,7 +234,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"output not .go", []string{"-o", "net.txt", lenet}, 2, []string{"must be a .go file"}},
 		{"bad package", []string{"-pkg", "func", "-o", "x.go", lenet}, 2, []string{`-pkg "func" is not a Go identifier`}},
 		{"dump-after with go", []string{"-dump-after=fold", "-o", "x.go", lenet}, 2, []string{"-dump-after needs -emit=ir"}},
-		{"bad dump-after", []string{"-emit=ir", "-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, smh, fuse, dce, plan"}},
+		{"bad dump-after", []string{"-emit=ir", "-dump-after=nosuch", lenet}, 2, []string{"no such pass", "import, cleanup, fold, simplify, bnfold, smh, fuse, dce, smh-prefetch, plan"}},
 		{"missing file", []string{"-emit=ir", "nosuch.onnx"}, 1, []string{"nosuch.onnx", "no such file"}},
 		{"unsupported op", []string{"-emit=ir", filepath.Join(modelDir, "bad_unsupported_op.onnx")}, 1, []string{"bad_unsupported_op.onnx", `node "lstm_0" (LSTM, opset 14): unsupported op`}},
 		{"limit", []string{"-emit=ir", "-max-params", "1000", lenet}, 1, []string{"lenet5.onnx", "exceed the limit of 1000"}},
