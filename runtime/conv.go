@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -65,7 +66,9 @@ type Conv2DParams struct {
 // three forms. The masked form (unitSame geometries, rowW 0) keeps the
 // input's rows W wide with zero rows above and below: output position q of
 // im2col row r is plane[q+offs[r]] when the tap's column is inside the
-// input, and 0 otherwise (the row's lane masks). The wide form (any other
+// input, and 0 otherwise (the row's lane masks). Its masks drop the rows
+// outside the input too, so the forward reads x itself at q+inOffs[r]
+// and only the filter gradient's packer uses the zero-bordered copy. The wide form (any other
 // unit-stride geometry, such as an unpadded convolution or the transpose of
 // one) pads every row too, to rowW = PadLeft+W+PadRight: the kernel then
 // computes the outputs on a grid rowW wide, position q = oh*rowW+ow
@@ -85,12 +88,18 @@ type convDirect struct {
 	phaseHW int
 	span    int      // output positions the kernel computes per channel
 	offs    []int32  // per im2col row (c, kh, kw)
-	masks   []uint32 // per sliver phase, per im2col row: lane i is output q0+i
+	masks   []uint32 // per mask table, per im2col row: lane i is output q0+i
 	phase   []int32  // per convDirectWidth-column sliver of the output: its masks' start
+	// inOffs, in the masked form, are offs for the input itself rather
+	// than its zero-bordered copy: the masks there also drop the lanes
+	// whose tap's row lies outside the input, which the kernel's masked
+	// loads then never touch, so the forward reads x in place.
+	inOffs []int32
 }
 
-// convDirectMaxMasks bounds the mask table of a direct convolution (one
-// uint32 per im2col row and sliver phase, and OW phases at most).
+// convDirectMaxMasks bounds the mask tables of a direct convolution (one
+// uint32 per im2col row per table; slivers whose masks are equal share a
+// table).
 const convDirectMaxMasks = 1 << 16
 
 // buildDirect sets p.direct when the geometry and the CPU allow it.
@@ -112,25 +121,14 @@ func (p *Conv2DParams) buildDirect() {
 		return
 	}
 	P := p.oh * p.ow
-	// Distinct sliver phases (q0 mod OW): one for OW dividing 32, at most
-	// OW in general.
-	phaseOf := map[int]int{}
 	nsl := (P + w - 1) / w
-	for j := 0; j < nsl; j++ {
-		if _, ok := phaseOf[j*w%p.ow]; !ok {
-			phaseOf[j*w%p.ow] = len(phaseOf)
-		}
-	}
-	if len(phaseOf)*p.crs > convDirectMaxMasks {
-		return
-	}
 	d := &convDirect{
-		front: p.PadTop*p.W + p.PadLeft,
-		plane: (p.PadTop+p.H+p.PadBottom)*p.W + p.PadLeft + p.PadRight,
-		span:  P,
-		offs:  make([]int32, p.crs),
-		masks: make([]uint32, len(phaseOf)*p.crs),
-		phase: make([]int32, nsl),
+		front:  p.PadTop*p.W + p.PadLeft,
+		plane:  (p.PadTop+p.H+p.PadBottom)*p.W + p.PadLeft + p.PadRight,
+		span:   P,
+		offs:   make([]int32, p.crs),
+		inOffs: make([]int32, p.crs),
+		phase:  make([]int32, nsl),
 	}
 	if int64(p.cg)*int64(d.plane)+int64(w) > math.MaxInt32 {
 		return
@@ -139,20 +137,42 @@ func (p *Conv2DParams) buildDirect() {
 	for r := range d.offs {
 		c, kh, kw := r/khw, r%khw/p.KW, r%p.KW
 		d.offs[r] = int32(c*d.plane + kh*p.DilationH*p.W + kw*p.DilationW)
+		d.inOffs[r] = int32(c*p.H*p.W + (kh*p.DilationH-p.PadTop)*p.W + kw*p.DilationW - p.PadLeft)
 	}
+	// A sliver's masks keep the lanes whose tap reads a pixel inside the
+	// input, row and column, so that the kernel can read the input in
+	// place. Slivers with equal masks share a table: interior rows all
+	// do, so there are a few tables, not one per sliver.
+	var tables []int // their starts in d.masks
+	m := make([]uint32, p.crs)
 	for j := 0; j < nsl; j++ {
-		d.phase[j] = int32(phaseOf[j*w%p.ow] * p.crs)
-	}
-	for ph, idx := range phaseOf {
-		m := d.masks[idx*p.crs:][:p.crs]
 		for r := range m {
 			_, t := p.tap(r)
+			m[r] = 0
 			for i := 0; i < w; i++ {
-				if col := (ph + i) % p.ow; int32(col) >= t.ow0 && int32(col) < t.ow1 {
+				q := j*w + i
+				oh, ow := int32(q/p.ow), int32(q%p.ow)
+				if q < P && oh >= t.oh0 && oh < t.oh1 && ow >= t.ow0 && ow < t.ow1 {
 					m[r] |= 1 << i
 				}
 			}
 		}
+		at := -1
+		for _, t := range tables {
+			if slices.Equal(d.masks[t:][:len(m)], m) {
+				at = t
+				break
+			}
+		}
+		if at < 0 {
+			if len(d.masks)+len(m) > convDirectMaxMasks {
+				return
+			}
+			at = len(d.masks)
+			tables = append(tables, at)
+			d.masks = append(d.masks, m...)
+		}
+		d.phase[j] = int32(at)
 	}
 	p.direct = d
 }

@@ -34,7 +34,12 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 		gemmZ.packA(gs.a, false, w, crs, 0, 0, p.kg, crs, crs, 1)
 		gs.aFor = &w[0]
 	}
-	xp := p.padInput(cs, x)
+	// The masked form reads x in place (convDirect.inOffs); the others
+	// read a zero-bordered copy.
+	xp, offs := x, d.inOffs
+	if offs == nil {
+		xp, offs = p.padInput(cs, x), d.offs
+	}
 	y = y[:p.kg*p.oh*p.ow]
 	out := y
 	if d.rowW != 0 {
@@ -43,10 +48,10 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 	}
 	nsl := (d.span + nr - 1) / nr
 	if !par {
-		p.directSlivers(gs.a, xp, out, 0, nsl)
+		p.directSlivers(gs.a, xp, offs, out, 0, nsl)
 	} else {
 		t := convDirectTasks.get()
-		t.p, t.a, t.xp, t.y = p, gs.a, xp, out
+		t.p, t.a, t.xp, t.offs, t.y = p, gs.a, xp, offs, out
 		ParallelFor(nsl, max(1, gemmParallelMin/(p.kg*crs*nr)), t)
 		*t = convDirectTask{}
 		convDirectTasks.put(t)
@@ -64,9 +69,10 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 }
 
 // directSlivers runs the kernel over output column slivers j0..j1-1: ap is
-// the packed filters, xp the zero-bordered input, y the group's output
-// (d.span positions per channel).
-func (p *Conv2DParams) directSlivers(ap, xp, y []float32, j0, j1 int) {
+// the packed filters, xp the input or its zero-bordered copy and offs the
+// matching offsets (see fwdDirect), y the group's output (d.span
+// positions per channel).
+func (p *Conv2DParams) directSlivers(ap, xp []float32, offs []int32, y []float32, j0, j1 int) {
 	const mr, nr = 8, 32
 	d, crs := p.direct, p.crs
 	P := d.span
@@ -76,7 +82,7 @@ func (p *Conv2DParams) directSlivers(ap, xp, y []float32, j0, j1 int) {
 		cols := min(nr, P-q0)
 		for i := 0; i < p.kg; i += mr {
 			rows := min(mr, p.kg-i)
-			gemmConvKernels[rows](crs, &ap[i*crs], &xp[q0], &d.offs[0], &m[0], &y[i*P+q0], P, rows, cols, true)
+			gemmConvKernels[rows](crs, &ap[i*crs], &xp[q0], &offs[0], &m[0], &y[i*P+q0], P, rows, cols, true)
 		}
 	}
 }
@@ -85,12 +91,13 @@ func (p *Conv2DParams) directSlivers(ap, xp, y []float32, j0, j1 int) {
 type convDirectTask struct {
 	p        *Conv2DParams
 	a, xp, y []float32
+	offs     []int32
 }
 
 var convDirectTasks gemmFreeList[convDirectTask]
 
 // Run implements Task.
-func (t *convDirectTask) Run(lo, hi int) { t.p.directSlivers(t.a, t.xp, t.y, lo, hi) }
+func (t *convDirectTask) Run(lo, hi int) { t.p.directSlivers(t.a, t.xp, t.offs, t.y, lo, hi) }
 
 // padInput copies the group's input planes x into cs.pad with the zero
 // borders of p.direct, plus 32 floats of slack at the end (the direct

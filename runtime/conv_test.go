@@ -551,17 +551,26 @@ func TestConv2DDirectMatchesPacked(t *testing.T) {
 	require.NotZero(t, tried, "no case has a direct form")
 	require.NotZero(t, wide, "no case has a wide direct form")
 	require.NotZero(t, phases, "no case has a phase (stride 2) direct form")
+	require.NotZero(t, tried-wide, "no case has a masked direct form")
 	t.Logf("%d direct forms, %d of them wide, %d of those phase forms", tried, wide, phases)
 }
 
 // convDirectVsPacked runs q forward on random data at batch n directly and
 // packed and checks the two agree (bit for bit when one k block holds k).
+// The direct run's input sits between NaNs: the masked form reads it in
+// place, and a lane that read past either end would show.
 func convDirectVsPacked(t *testing.T, rng *rand.Rand, name string, q *Conv2DParams, n int) {
 	x := convRand(rng, n*q.C*q.H*q.W, 1)
 	w := convRand(rng, q.K*q.crs, 1)
 	b := convRand(rng, q.K, 1)
+	const guard = 4096
+	fenced := make([]float32, guard+len(x)+guard)
+	for i := range fenced {
+		fenced[i] = float32(math.NaN())
+	}
+	copy(fenced[guard:], x)
 	direct := make([]float32, n*q.K*q.oh*q.ow)
-	Conv2D(q, n, direct, x, w, b)
+	Conv2D(q, n, direct, fenced[guard:guard+len(x)], w, b)
 	saved := q.direct
 	q.direct = nil
 	packed := make([]float32, len(direct))
