@@ -90,8 +90,10 @@ func fuseConvAdd(g *ir.Graph, add *ir.Node) bool {
 	}
 	for _, i := range order {
 		conv, other := fusableConv(g, add.Args[i]), add.Args[1-i]
-		if conv == nil || conv.Attrs.(*ir.ConvAttrs).Residual || other == conv.Results[0] ||
-			pos(other) >= slices.Index(g.Nodes, conv) {
+		if conv == nil || conv.Attrs.(*ir.ConvAttrs).Residual || other == conv.Results[0] {
+			continue
+		}
+		if pos(other) >= slices.Index(g.Nodes, conv) && !hoistAbove(g, other.Def, conv) {
 			continue
 		}
 		conv.Attrs.(*ir.ConvAttrs).Residual = true
@@ -105,6 +107,41 @@ func fuseConvAdd(g *ir.Graph, add *ir.Node) bool {
 		return true
 	}
 	return false
+}
+
+// hoistAbove moves n, with the nodes after at that it depends on, to just
+// before at, keeping their order, and reports whether it did: not when
+// any of them reads a result of at. A ResNet's "option A" shortcut
+// (subsample, pad the channels) is computed after the block's second
+// convolution in the exported graph; moved above it, the Add can fuse.
+func hoistAbove(g *ir.Graph, n, at *ir.Node) bool {
+	start := slices.Index(g.Nodes, at)
+	need := map[*ir.Node]bool{}
+	var visit func(m *ir.Node) bool
+	visit = func(m *ir.Node) bool {
+		if m == at {
+			return false
+		}
+		if need[m] || slices.Index(g.Nodes, m) < start {
+			return true
+		}
+		need[m] = true
+		for _, a := range m.Args {
+			if a != nil && a.Def != nil && !visit(a.Def) {
+				return false
+			}
+		}
+		return true
+	}
+	if !visit(n) {
+		return false
+	}
+	for _, m := range slices.Clone(g.Nodes[start+1:]) {
+		if need[m] {
+			g.MoveBefore(m, at)
+		}
+	}
+	return true
 }
 
 func fuseConvAct(g *ir.Graph, act *ir.Node) bool {
