@@ -181,7 +181,7 @@ func (p *workerPool) await() {
 // whose claim succeeds.
 type sideWork struct {
 	t    Task
-	n    int32
+	n    atomic.Int32 // units posted
 	left atomic.Int32 // units not yet claimed; unit u is claimed when left falls to u
 	done atomic.Int32 // units finished
 }
@@ -193,13 +193,21 @@ var poolSide atomic.Pointer[sideWork]
 // it did: not when n < 1, when there is no helper, or when another
 // sideWork is on offer. After a true post the caller must call finish.
 func (w *sideWork) post(t Task, n int) bool {
-	if n < 1 || Workers() < 2 || poolSide.Load() != nil {
+	if n < 1 || Workers() < 2 {
 		return false
 	}
-	w.t, w.n = t, int32(n)
+	// Work whose units are all done is replaced even if its poster has
+	// not called finish (a Forward that panicked between its start and
+	// its wait): finish withdraws only its own offer.
+	cur := poolSide.Load()
+	if cur != nil && (cur.left.Load() > 0 || cur.done.Load() < cur.n.Load()) {
+		return false
+	}
+	w.t = t
+	w.n.Store(int32(n))
 	w.done.Store(0)
 	w.left.Store(0)
-	if !poolSide.CompareAndSwap(nil, w) {
+	if !poolSide.CompareAndSwap(cur, w) {
 		w.t = nil
 		return false
 	}
@@ -225,7 +233,7 @@ func (w *sideWork) runOne() bool {
 func (w *sideWork) finish() {
 	for w.runOne() {
 	}
-	for i := 1; w.done.Load() < w.n; i++ {
+	for i := 1; w.done.Load() < w.n.Load(); i++ {
 		if i%64 == 0 {
 			runtime.Gosched()
 		}

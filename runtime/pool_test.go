@@ -83,3 +83,45 @@ func TestSetPoolSpin(t *testing.T) {
 	require.Equal(t, time.Duration(0), SetPoolSpin(-time.Second))
 	require.Equal(t, time.Duration(0), SetPoolSpin(DefaultPoolSpin))
 }
+
+// unitCounter counts the units it runs, each once gate is closed.
+type unitCounter struct {
+	ran  atomic.Int32
+	gate chan struct{}
+}
+
+func (c *unitCounter) Run(lo, hi int) {
+	<-c.gate
+	c.ran.Add(int32(hi - lo))
+}
+
+// TestSideWork: posted units run exactly once, whoever runs them; only one
+// sideWork is on offer at a time; one whose units are all done gives way
+// to the next even if its poster never finished it (a Forward that
+// panicked), and its late finish does not withdraw the new offer.
+func TestSideWork(t *testing.T) {
+	if Workers() < 2 {
+		t.Skip("side work needs a helper")
+	}
+	var a, b sideWork
+	ta := unitCounter{gate: make(chan struct{})}
+	tb := unitCounter{gate: make(chan struct{})}
+	close(tb.gate)
+	require.True(t, a.post(&ta, 5))
+	// No unit of a can finish before the gate opens.
+	require.False(t, b.post(&tb, 3), "a second offer while the first has units left")
+	close(ta.gate)
+	for a.runOne() {
+	}
+	for a.done.Load() < 5 { // a helper may be running the last one
+	}
+	require.Equal(t, int32(5), ta.ran.Load())
+	// a is done but not finished: b replaces it.
+	require.True(t, b.post(&tb, 3))
+	a.finish()
+	require.Same(t, &b, poolSide.Load(), "a late finish withdrew another offer")
+	b.finish()
+	require.Equal(t, int32(3), tb.ran.Load())
+	require.Nil(t, poolSide.Load())
+	require.False(t, a.post(&ta, 0), "an empty offer")
+}
