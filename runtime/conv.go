@@ -665,6 +665,18 @@ type convScratch struct {
 	colB  convColPanel
 	colTB convColTPanel
 	dirT  convDirectTPanel
+	epi   convEpi
+	ones  []float32 // 1s, a missing scale for gemmConvEpiKernel
+	negz  []float32 // -0s, a missing shift for it
+}
+
+// convEpi is one group's epilogue for the direct kernel: per output channel
+// of the group a scale (mul, nil for none) and a shift or bias (add, nil
+// for none), the group's residual planes (res, nil for none) and the
+// activation's bounds.
+type convEpi struct {
+	mul, add, res []float32
+	lo, hi        float32
 }
 
 var (
@@ -757,10 +769,29 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if p.pointwise {
 		convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, xg, P, 0, yg, P)
-	} else if !p.fwdDirect(gs, cs, par, xg, yg, wg) {
-		cs.colB = convColPanel{p: p, x: xg}
-		convGemmB(gs, par, false, p.kg, P, p.crs, wg, p.crs, &cs.colB, 0, yg, P)
-		cs.colB = convColPanel{}
+	} else {
+		// The direct kernel can apply the group's epilogue as it stores.
+		ep := &cs.epi
+		*ep = convEpi{lo: p.Epilogue.lo(), hi: p.Epilogue.hi()}
+		if mul != nil {
+			ep.mul = mul[g*p.kg:][:p.kg]
+		}
+		if b != nil {
+			ep.add = b[g*p.kg:][:p.kg]
+		}
+		if res != nil {
+			ep.res = res[(ni*p.K+g*p.kg)*P:][:p.kg*P]
+		}
+		done, epiDone := p.fwdDirect(gs, cs, par, xg, yg, wg, ep)
+		*ep = convEpi{}
+		if epiDone {
+			return
+		}
+		if !done {
+			cs.colB = convColPanel{p: p, x: xg}
+			convGemmB(gs, par, false, p.kg, P, p.crs, wg, p.crs, &cs.colB, 0, yg, P)
+			cs.colB = convColPanel{}
+		}
 	}
 	for k := 0; k < p.kg; k++ {
 		p.channelEpilogue(yg[k*P:(k+1)*P], mul, b, convPlane(res, ni, p.K, g*p.kg+k, P), g*p.kg+k)
@@ -815,7 +846,7 @@ func (p *Conv2DParams) gradInItem(gs *gemmScratch, cs *convScratch, par bool, ni
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if tp := p.tconv.t; tp != nil { // built by Conv2DGradInput
 		wtg := wt[g*p.cg*tp.crs:][:p.cg*tp.crs]
-		if tp.fwdDirect(gs, cs, par, dyg, dxg, wtg) {
+		if done, _ := tp.fwdDirect(gs, cs, par, dyg, dxg, wtg, nil); done {
 			return
 		}
 		cs.colB = convColPanel{p: tp, x: dyg}

@@ -19,11 +19,13 @@ var convDirectWidth = func() int {
 // y. With par, the output's column slivers are spread over the pool (batch
 // 1). It reports false, having done nothing, when p has no direct form or
 // Sgemm is not running the AVX-512 kernels (the tests swap
-// implementations).
-func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32) bool {
+// implementations). With ep, the masked form applies the epilogue as it
+// stores (gemmConvEpiKernel8x32Z) and reports epiDone; the other forms
+// leave it to the caller.
+func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32, ep *convEpi) (done, epiDone bool) {
 	d := p.direct
 	if d == nil || gemmUse != gemmZ {
-		return false
+		return false, false
 	}
 	const mr, nr = 8, 32
 	crs := p.crs
@@ -39,6 +41,25 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 	xp, offs := x, d.inOffs
 	if offs == nil {
 		xp, offs = p.padInput(cs, x), d.offs
+		ep = nil
+	}
+	if ep != nil {
+		// A missing scale is 1 and a missing shift -0: x*1 + -0 is x,
+		// -0 included.
+		if ep.mul == nil {
+			cs.ones = gemmGrow(cs.ones, p.kg)
+			for i := range cs.ones {
+				cs.ones[i] = 1
+			}
+			ep.mul = cs.ones
+		}
+		if ep.add == nil {
+			cs.negz = gemmGrow(cs.negz, p.kg)
+			for i := range cs.negz {
+				cs.negz[i] = negZero
+			}
+			ep.add = cs.negz
+		}
 	}
 	y = y[:p.kg*p.oh*p.ow]
 	out := y
@@ -48,10 +69,10 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 	}
 	nsl := (d.span + nr - 1) / nr
 	if !par {
-		p.directSlivers(gs.a, xp, offs, out, 0, nsl)
+		p.directSlivers(gs.a, xp, offs, out, ep, 0, nsl)
 	} else {
 		t := convDirectTasks.get()
-		t.p, t.a, t.xp, t.offs, t.y = p, gs.a, xp, offs, out
+		t.p, t.a, t.xp, t.offs, t.y, t.ep = p, gs.a, xp, offs, out, ep
 		ParallelFor(nsl, max(1, gemmParallelMin/(p.kg*crs*nr)), t)
 		*t = convDirectTask{}
 		convDirectTasks.put(t)
@@ -65,14 +86,14 @@ func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, 
 			}
 		}
 	}
-	return true
+	return true, ep != nil
 }
 
 // directSlivers runs the kernel over output column slivers j0..j1-1: ap is
 // the packed filters, xp the input or its zero-bordered copy and offs the
 // matching offsets (see fwdDirect), y the group's output (d.span
-// positions per channel).
-func (p *Conv2DParams) directSlivers(ap, xp []float32, offs []int32, y []float32, j0, j1 int) {
+// positions per channel), ep the epilogue the kernel applies, or nil.
+func (p *Conv2DParams) directSlivers(ap, xp []float32, offs []int32, y []float32, ep *convEpi, j0, j1 int) {
 	const mr, nr = 8, 32
 	d, crs := p.direct, p.crs
 	P := d.span
@@ -82,7 +103,15 @@ func (p *Conv2DParams) directSlivers(ap, xp []float32, offs []int32, y []float32
 		cols := min(nr, P-q0)
 		for i := 0; i < p.kg; i += mr {
 			rows := min(mr, p.kg-i)
-			gemmConvKernels[rows](crs, &ap[i*crs], &xp[q0], &offs[0], &m[0], &y[i*P+q0], P, rows, cols, true)
+			if ep == nil {
+				gemmConvKernels[rows](crs, &ap[i*crs], &xp[q0], &offs[0], &m[0], &y[i*P+q0], P, rows, cols, true)
+				continue
+			}
+			var res *float32
+			if ep.res != nil {
+				res = &ep.res[i*P+q0]
+			}
+			gemmConvEpiKernels[rows](crs, &ap[i*crs], &xp[q0], &offs[0], &m[0], &y[i*P+q0], P, cols, &ep.mul[i], &ep.add[i], res, ep.lo, ep.hi)
 		}
 	}
 }
@@ -92,12 +121,13 @@ type convDirectTask struct {
 	p        *Conv2DParams
 	a, xp, y []float32
 	offs     []int32
+	ep       *convEpi
 }
 
 var convDirectTasks gemmFreeList[convDirectTask]
 
 // Run implements Task.
-func (t *convDirectTask) Run(lo, hi int) { t.p.directSlivers(t.a, t.xp, t.offs, t.y, lo, hi) }
+func (t *convDirectTask) Run(lo, hi int) { t.p.directSlivers(t.a, t.xp, t.offs, t.y, t.ep, lo, hi) }
 
 // padInput copies the group's input planes x into cs.pad with the zero
 // borders of p.direct, plus 32 floats of slack at the end (the direct

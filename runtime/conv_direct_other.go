@@ -6,8 +6,8 @@ package runtime
 const convDirectWidth = 0
 
 // fwdDirect reports false: this build has no direct-convolution kernel.
-func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32) bool {
-	return false
+func (p *Conv2DParams) fwdDirect(gs *gemmScratch, cs *convScratch, par bool, x, y, w []float32, ep *convEpi) (done, epiDone bool) {
+	return false, false
 }
 
 // gradFilterDirect reports false: this build has no direct convolutions.

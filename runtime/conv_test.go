@@ -576,12 +576,37 @@ func convDirectVsPacked(t *testing.T, rng *rand.Rand, name string, q *Conv2DPara
 	packed := make([]float32, len(direct))
 	Conv2D(q, n, packed, x, w, b)
 	q.direct = saved
-	if q.crs <= gemmUse.kc {
-		requireSameBits(t, packed, direct, "%s (C %d K %d, batch %d)", name, q.C, q.K, n)
+	if q.crs > gemmUse.kc {
+		for i := range packed {
+			require.InDelta(t, packed[i], direct[i], 1e-4*(1+math.Abs(float64(packed[i]))), "%s batch %d [%d]", name, n, i)
+		}
 		return
 	}
-	for i := range packed {
-		require.InDelta(t, packed[i], direct[i], 1e-4*(1+math.Abs(float64(packed[i]))), "%s batch %d [%d]", name, n, i)
+	requireSameBits(t, packed, direct, "%s (C %d K %d, batch %d)", name, q.C, q.K, n)
+	// The direct kernel applies a scale, a shift, a residual and the
+	// activation as it stores: with the bits of channelEpilogue's passes.
+	// The sums of a NaN input and of -0 outputs come through.
+	mul, add := convRand(rng, q.K, 1), convRand(rng, q.K, 1)
+	res := convRand(rng, len(direct), 1)
+	res[0], res[len(res)-1] = float32(math.NaN()), negZero
+	mul[0], add[0] = 0, negZero
+	keep := q.Epilogue
+	defer func() { q.Epilogue = keep }()
+	for _, e := range []Epilogue{{}, {Kind: EpilogueRelu}, {Kind: EpilogueClip, Min: -0.5, Max: 0.75}} {
+		q.Epilogue = e
+		for _, r := range [][]float32{nil, res} {
+			for _, m := range [][]float32{nil, mul} {
+				a := add
+				if m == nil && r == nil {
+					a = b
+				}
+				q.forward("test", n, direct, fenced[guard:guard+len(x)], w, m, a, r)
+				q.direct = nil
+				q.forward("test", n, packed, x, w, m, a, r)
+				q.direct = saved
+				requireSameBits(t, packed, direct, "%s (C %d K %d, batch %d) epilogue %v, scale %v, residual %v", name, q.C, q.K, n, e.Kind, m != nil, r != nil)
+			}
+		}
 	}
 }
 

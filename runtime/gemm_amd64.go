@@ -404,6 +404,47 @@ var gemmConvKernels = [...]func(k int, a, b *float32, offs *int32, masks *uint32
 	gemmConvKernel5x32Z, gemmConvKernel6x32Z, gemmConvKernel7x32Z, gemmConvKernel8x32Z,
 }
 
+// gemmConvEpiKernel8x32Z is gemmConvKernel8x32Z storing its 8 x nr tile
+// with a convolution's epilogue applied (Conv2DParams.directSlivers): row
+// i as min(max(acc*mul[i] + add[i] + res, lo), hi), each operation rounded
+// on its own as channelEpilogue's passes round it, res (row stride ldc)
+// left out when nil. mul of 1 and add of -0 leave a sum as it is, -0
+// included.
+//
+//go:noescape
+func gemmConvEpiKernel8x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+// gemmConvEpiKernel1x32Z ... gemmConvEpiKernel7x32Z are
+// gemmConvEpiKernel8x32Z for tiles of 1 to 7 rows.
+
+//go:noescape
+func gemmConvEpiKernel1x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+//go:noescape
+func gemmConvEpiKernel2x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+//go:noescape
+func gemmConvEpiKernel3x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+//go:noescape
+func gemmConvEpiKernel4x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+//go:noescape
+func gemmConvEpiKernel5x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+//go:noescape
+func gemmConvEpiKernel6x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+//go:noescape
+func gemmConvEpiKernel7x32Z(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+
+// gemmConvEpiKernels holds, at index mr, the epilogue kernel for tiles of
+// mr rows.
+var gemmConvEpiKernels = [...]func(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32){
+	nil, gemmConvEpiKernel1x32Z, gemmConvEpiKernel2x32Z, gemmConvEpiKernel3x32Z, gemmConvEpiKernel4x32Z,
+	gemmConvEpiKernel5x32Z, gemmConvEpiKernel6x32Z, gemmConvEpiKernel7x32Z, gemmConvEpiKernel8x32Z,
+}
+
 // gemmKernel6x16Y is the AVX2+FMA kernel of gemmY.
 //
 //go:noescape

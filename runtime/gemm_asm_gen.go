@@ -36,6 +36,9 @@ func main() {
 	for mr := convKernelRows; mr >= 1; mr-- {
 		convKernelZ(g, mr, 2, 4)
 	}
+	for mr := convKernelRows; mr >= 1; mr-- {
+		convEpiKernelZ(g, mr, 2, 4)
+	}
 	kernelY(g, 6, 2, 4)
 	packCopy(g)
 	packGather8(g)
@@ -71,7 +74,7 @@ func main() {
 		names = append(names, fmt.Sprintf("convWgrad4x%dZ", taps))
 	}
 	for mr := 1; mr <= convKernelRows; mr++ {
-		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr))
+		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr), fmt.Sprintf("gemmConvEpiKernel%dx32Z", mr))
 	}
 	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z", "dwRows3x3Z", "padRowsZ")
 	for _, name := range names {
@@ -227,22 +230,7 @@ func storeZ(g *gen, name string, mr, nv, argOff int) {
 	// loads and stores never touch the columns past nr (AVX-512 suppresses
 	// faults on masked-off elements), so C needs no padding.
 	g.label(name + "_edge")
-	for v := 0; v < nv; v++ {
-		g.in("MOVQ R9, CX")
-		if v > 0 {
-			g.in("SUBQ $%d, CX", 16*v)
-		}
-		g.in("XORQ R11, R11")
-		g.in("CMPQ CX, $0")
-		g.in("CMOVQLT R11, CX")
-		g.in("MOVQ $16, R11")
-		g.in("CMPQ CX, R11")
-		g.in("CMOVQGT R11, CX")
-		g.in("MOVQ $1, R11")
-		g.in("SHLQ CX, R11")
-		g.in("DECQ R11")
-		g.in("KMOVW R11, K%d", v+1)
-	}
+	colMasksZ(g, nv)
 	g.in("TESTQ R10, R10")
 	g.in("JNE %s_edgeover", name)
 	tmp := fmt.Sprintf("Z%d", 31)
@@ -276,6 +264,27 @@ func storeZ(g *gen, name string, mr, nv, argOff int) {
 	g.f("\n")
 }
 
+// colMasksZ sets K1..Knv to the lanes of a tile's columns below the count
+// in R9 (16 per vector), using CX and R11.
+func colMasksZ(g *gen, nv int) {
+	for v := 0; v < nv; v++ {
+		g.in("MOVQ R9, CX")
+		if v > 0 {
+			g.in("SUBQ $%d, CX", 16*v)
+		}
+		g.in("XORQ R11, R11")
+		g.in("CMPQ CX, $0")
+		g.in("CMOVQLT R11, CX")
+		g.in("MOVQ $16, R11")
+		g.in("CMPQ CX, R11")
+		g.in("CMOVQGT R11, CX")
+		g.in("MOVQ $1, R11")
+		g.in("SHLQ CX, R11")
+		g.in("DECQ R11")
+		g.in("KMOVW R11, K%d", v+1)
+	}
+}
+
 // convKernelRows is the rows of A's packed slivers that the convolution
 // kernels read: gemmConvKernel8x32Z computes them all, and
 // gemmConvKernel1x32Z ... gemmConvKernel7x32Z the first 1 to 7, for tiles
@@ -296,11 +305,79 @@ func convKernelZ(g *gen, mr, nv, u int) {
 		panic("convKernelZ: the masks hold two 16-lane halves")
 	}
 	name := fmt.Sprintf("gemmConvKernel%dx%dZ", mr, nr)
-	nacc := mr * nv
-	breg := func(v int) string { return fmt.Sprintf("Z%d", nacc+v) }
 	g.f("// func %s(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, mr, nr int, overwrite bool)\n", name)
 	g.f("//\n// See gemmConvKernel8x32Z in gemm_amd64.go.\n")
 	g.f("TEXT ·%s(SB), NOSPLIT, $0-73\n", name)
+	convKLoopZ(g, name, mr, nv, u)
+	storeZ(g, name, mr, nv, 56)
+}
+
+// convEpiKernelZ emits gemmConvEpiKernel<mr>x32Z: convKernelZ's tile that
+// writes C with a convolution's epilogue applied, row i (an output
+// channel) as min(max(acc*mul[i] + add[i] + res, lo), hi) in that order
+// and rounding, each step its own instruction, as channelEpilogue's passes
+// compute it; res (row stride ldc, like C) is skipped when nil. The
+// operands of VMAXPS and VMINPS keep a NaN sum, as clampY does. The tile's
+// rows are all mr; its columns nr.
+//
+//	func(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)
+func convEpiKernelZ(g *gen, mr, nv, u int) {
+	nr := 16 * nv
+	name := fmt.Sprintf("gemmConvEpiKernel%dx%dZ", mr, nr)
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", i*nv+v) }
+	g.f("// func %s(k int, a, b *float32, offs *int32, masks *uint32, c *float32, ldc, nr int, mul, add, res *float32, lo, hi float32)\n", name)
+	g.f("//\n// See gemmConvEpiKernel8x32Z in gemm_amd64.go.\n")
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
+	convKLoopZ(g, name, mr, nv, u)
+	g.label(name + "_store")
+	g.in("MOVQ nr+56(FP), R9")
+	colMasksZ(g, nv)
+	g.in("MOVQ mul+64(FP), R10")
+	g.in("MOVQ add+72(FP), R11")
+	g.in("MOVQ res+80(FP), R12")
+	g.in("VBROADCASTSS lo+88(FP), Z30")
+	g.in("VBROADCASTSS hi+92(FP), Z31")
+	rows := func(withRes bool) {
+		for i := 0; i < mr; i++ {
+			if i > 0 {
+				g.in("ADDQ SI, DI")
+				if withRes {
+					g.in("ADDQ SI, R12")
+				}
+			}
+			g.in("VBROADCASTSS %d(R10), Z28", 4*i)
+			g.in("VBROADCASTSS %d(R11), Z29", 4*i)
+			for v := 0; v < nv; v++ {
+				g.in("VMULPS Z28, %s, %s", acc(i, v), acc(i, v))
+				g.in("VADDPS Z29, %s, %s", acc(i, v), acc(i, v))
+				if withRes {
+					g.in("VMOVUPS.Z %d(R12), K%d, Z27", 64*v, v+1)
+					g.in("VADDPS Z27, %s, %s", acc(i, v), acc(i, v))
+				}
+				g.in("VMAXPS %s, Z30, %s", acc(i, v), acc(i, v))
+				g.in("VMINPS %s, Z31, %s", acc(i, v), acc(i, v))
+				g.in("VMOVUPS %s, K%d, %d(DI)", acc(i, v), v+1, 64*v)
+			}
+		}
+		g.in("VZEROUPPER")
+		g.in("RET")
+	}
+	g.in("TESTQ R12, R12")
+	g.in("JEQ %s_nores", name)
+	rows(true)
+	g.label(name + "_nores")
+	rows(false)
+	g.f("\n")
+}
+
+// convKLoopZ emits the argument loads and the k loop of the convolution
+// kernels (convKernelZ, convEpiKernelZ), whose first seven arguments are
+// the same: the accumulators end in Z0.., C's address in DI and its row
+// stride in bytes in SI.
+func convKLoopZ(g *gen, name string, mr, nv, u int) {
+	nr := 16 * nv
+	nacc := mr * nv
+	breg := func(v int) string { return fmt.Sprintf("Z%d", nacc+v) }
 	g.in("MOVQ k+0(FP), CX")
 	g.in("MOVQ a+8(FP), AX")
 	g.in("MOVQ b+16(FP), BX")
@@ -327,7 +404,6 @@ func convKernelZ(g *gen, mr, nv, u int) {
 		g.in("ADDQ $%d, DX", steps*4)
 		g.in("ADDQ $%d, R13", steps*4)
 	})
-	storeZ(g, name, mr, nv, 56)
 }
 
 // kernelY emits the AVX2+FMA kernel: an mr x (8*nv) tile in mr*nv ymm
