@@ -59,6 +59,9 @@ type Conv2DParams struct {
 	// direct, for unitSame geometries on CPUs with a direct kernel, lets
 	// the forward pass skip im2col (see fwdDirect). Nil otherwise.
 	direct *convDirect
+	// wino, for 3x3 convolutions that Winograd's F(2x2, 3x3) suits (see
+	// fwdWino), on CPUs with its kernels.
+	wino *convWino
 }
 
 // convDirect describes a convolution whose forward GEMM reads its B
@@ -297,6 +300,7 @@ func (p *Conv2DParams) Init() error {
 		p.buildTaps()
 	}
 	p.buildDirect()
+	p.buildWino()
 	p.dwRow3 = p.depthwise && p.KW == 3 && p.StrideW == 1 && p.DilationW == 1
 	p.tconv = &convLazyT{}
 	p.ok = true
@@ -390,6 +394,12 @@ func (p *Conv2DParams) OutW() int { return p.ow }
 // Conv2D computes y = conv(x, w) + b followed by p.Epilogue for a batch of n
 // samples: x is [n, C, H, W], w is [K, C/Groups, KH, KW], b is [K] or nil for
 // no bias, and y is [n, K, OutH, OutW] (overwritten).
+//
+// The results depend only on the inputs, n and the worker count: when the
+// workers share the batch by sample (n at least Workers()), 3x3
+// convolutions that suit it are computed with Winograd's F(2x2, 3x3)
+// (fwdWino), whose roundings differ from the direct form's, which smaller
+// batches use; the two agree to float32's usual error.
 func Conv2D(p *Conv2DParams, n int, y, x, w, b []float32) {
 	p.check("Conv2D", n)
 	if b != nil {
@@ -666,6 +676,8 @@ type convScratch struct {
 	colTB convColTPanel
 	dirT  convDirectTPanel
 	epi   convEpi
+	wv    []float32 // fwdWino's transformed input
+	wm    []float32 // fwdWino's products
 	ones  []float32 // 1s, a missing scale for gemmConvEpiKernel
 	negz  []float32 // -0s, a missing shift for it
 }
@@ -769,7 +781,7 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if p.pointwise {
 		convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, xg, P, 0, yg, P)
-	} else {
+	} else if par || !p.fwdWino(gs, cs, xg, yg, wg) {
 		// The direct kernel can apply the group's epilogue as it stores.
 		ep := &cs.epi
 		*ep = convEpi{lo: p.Epilogue.lo(), hi: p.Epilogue.hi()}

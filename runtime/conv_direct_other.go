@@ -52,3 +52,14 @@ func gemmStridedB(g *gemmImpl) bool { return false }
 func gemmStridedTile(k int, a, b []float32, offs []int32, masks []uint32, c []float32, ldc, mr, nr int, overwrite bool) {
 	panic("runtime: gemmStridedTile without a strided kernel")
 }
+
+// convWino is empty: this build has no Winograd kernels.
+type convWino struct{}
+
+// buildWino does nothing: this build has no Winograd kernels.
+func (p *Conv2DParams) buildWino() {}
+
+// fwdWino reports false: this build has no Winograd kernels.
+func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float32) bool {
+	return false
+}

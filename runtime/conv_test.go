@@ -247,6 +247,55 @@ func TestConv2DForward(t *testing.T) {
 	}
 }
 
+// TestConv2DWinograd checks the Winograd form (fwdWino) against the
+// float64 reference on the geometries it takes: planes 32 wide and less,
+// square or not, output channels that fill the kernels' 8-row slivers or
+// not, a tile count that fills the last 32-tile sliver or not. The input
+// sits between NaNs, so a transform that read past a plane would show,
+// and every epilogue is applied after it.
+func TestConv2DWinograd(t *testing.T) {
+	if convDirectWidth == 0 || gemmUse.kc == 0 {
+		t.Skip("no Winograd kernels on this CPU or build")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	n := max(2, Workers()) // a batch the workers share by sample
+	pad1 := [4]int{1, 1, 1, 1}
+	for _, tc := range []struct {
+		name string
+		p    Conv2DParams
+	}{
+		{"resnet_32x32", convGeom(16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, pad1)},
+		{"resnet_16x16", convGeom(32, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, pad1)},
+		{"wide_20x12_k_tail", convGeom(5, 12, 20, 13, 3, 3, 1, 1, 1, 1, 1, pad1)},
+		{"tall_30x10_tiles_tail", convGeom(3, 30, 10, 9, 3, 3, 1, 1, 1, 1, 1, pad1)},
+		{"relu", withEpilogue(convGeom(8, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, pad1), Epilogue{Kind: EpilogueRelu})},
+		{"clip", withEpilogue(convGeom(8, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, pad1), Epilogue{Kind: EpilogueClip, Min: -0.5, Max: 0.75})},
+	} {
+		p := tc.p
+		require.NoError(t, p.Init(), tc.name)
+		require.NotNil(t, p.wino, "%s has no Winograd form", tc.name)
+		x := convRand(rng, n*p.C*p.H*p.W, 1)
+		const guard = 64
+		fenced := make([]float32, guard+len(x)+guard)
+		for i := range fenced {
+			fenced[i] = float32(math.NaN())
+		}
+		copy(fenced[guard:], x)
+		w := convRand(rng, p.K*p.crs, 1)
+		b := convRand(rng, p.K, 1)
+		want, scale := convRefForward(&p, n, convF64(x), convF64(w), convF64(b))
+		for i := range want {
+			want[i] = convRefEpilogue(p.Epilogue, want[i])
+		}
+		y := make([]float32, n*p.K*p.oh*p.ow)
+		Conv2D(&p, n, y, fenced[guard:guard+len(x)], w, b)
+		// The transforms add a few roundings of their own.
+		convRequireClose(t, tc.name, y, want, scale, float64(p.crs+16)*0x1p-23)
+	}
+}
+
+func withEpilogue(p Conv2DParams, e Epilogue) Conv2DParams { p.Epilogue = e; return p }
+
 func TestConv2DGradientsMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	for _, tc := range convCases() {
@@ -669,10 +718,13 @@ func TestConv2DBatchNorm(t *testing.T) {
 			c := &p.Conv
 			x, w, b, scale, shift, mean, variance := convBNRand(rng, c, tc.n, withBias)
 			fused := make([]float32, tc.n*c.K*c.oh*c.ow)
-			Conv2DBatchNorm(&p, tc.n, fused, x, w, b, scale, shift, mean, variance)
 			require.Zero(t, testing.AllocsPerRun(3, func() {
 				Conv2DBatchNorm(&p, tc.n, fused, x, w, b, scale, shift, mean, variance)
 			}), tc.name)
+			// AllocsPerRun runs at GOMAXPROCS 1, where a batch smaller than
+			// the workers may take another path (Winograd's): the result
+			// compared is from the test's own GOMAXPROCS, as want's is.
+			Conv2DBatchNorm(&p, tc.n, fused, x, w, b, scale, shift, mean, variance)
 
 			plain := *c
 			plain.Epilogue = Epilogue{}

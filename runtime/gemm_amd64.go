@@ -445,6 +445,19 @@ var gemmConvEpiKernels = [...]func(k int, a, b *float32, offs *int32, masks *uin
 	gemmConvEpiKernel5x32Z, gemmConvEpiKernel6x32Z, gemmConvEpiKernel7x32Z, gemmConvEpiKernel8x32Z,
 }
 
+// winoInZ is the input transform of Winograd's F(2x2, 3x3) for one input
+// plane (conv_wino_amd64.go); see winoIn in
+// gemm_asm_gen.go.
+//
+//go:noescape
+func winoInZ(x *float32, w, th, tw int, masks *uint32, dst *float32, ldx int, sm uint32)
+
+// winoOutZ is the output transform of F(2x2, 3x3) for one output
+// channel; see winoOut in gemm_asm_gen.go.
+//
+//go:noescape
+func winoOutZ(m *float32, ldx int, lm uint32, y *float32, w, th, tw int, sm0, sm1 uint32)
+
 // gemmKernel6x16Y is the AVX2+FMA kernel of gemmY.
 //
 //go:noescape

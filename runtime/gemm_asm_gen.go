@@ -39,6 +39,9 @@ func main() {
 	for mr := convKernelRows; mr >= 1; mr-- {
 		convEpiKernelZ(g, mr, 2, 4)
 	}
+	winoTables(g)
+	winoIn(g)
+	winoOut(g)
 	kernelY(g, 6, 2, 4)
 	packCopy(g)
 	packGather8(g)
@@ -76,7 +79,7 @@ func main() {
 	for mr := 1; mr <= convKernelRows; mr++ {
 		names = append(names, fmt.Sprintf("gemmConvKernel%dx32Z", mr), fmt.Sprintf("gemmConvEpiKernel%dx32Z", mr))
 	}
-	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z", "dwRows3x3Z", "padRowsZ")
+	names = append(names, "dwWgrad3x3Z", "dwWgrad5x5Z", "dwWide3x3Z", "dwRows3x3Z", "padRowsZ", "winoInZ", "winoOutZ")
 	for _, name := range names {
 		if !bytes.Contains(decl, []byte("func "+name+"(")) {
 			panic("gemm_amd64.go does not declare " + name)
@@ -1806,4 +1809,198 @@ maxPool2BackY_done:
 	VZEROUPPER
 	RET
 `)
+}
+
+// winoTables emits winoIdx<>, the permutation indices of the Winograd
+// transforms: even and odd lanes of a 32-float pair (deinterleave), and
+// the low and high halves of the interleave of two 16-float vectors.
+func winoTables(g *gen) {
+	var idx []int
+	for i := 0; i < 16; i++ {
+		idx = append(idx, 2*i)
+	}
+	for i := 0; i < 16; i++ {
+		idx = append(idx, 2*i+1)
+	}
+	for i := 0; i < 16; i++ {
+		idx = append(idx, i/2+16*(i%2))
+	}
+	for i := 0; i < 16; i++ {
+		idx = append(idx, 8+i/2+16*(i%2))
+	}
+	for i, v := range idx {
+		g.f("DATA winoIdx<>+%d(SB)/4, $%d\n", 4*i, v)
+	}
+	g.f("GLOBL winoIdx<>(SB), RODATA|NOPTR, $%d\n\n", 4*len(idx))
+}
+
+// winoIn emits winoInZ, the input transform of Winograd's F(2x2, 3x3) for
+// one input plane, th rows of tw <= 16 tiles: tile (ty, tx) covers input
+// rows 2ty-1..2ty+2 and columns 2tx-1..2tx+2, and its 16 values V = Bᵀ d B
+// go to dst[xi*ldx + ty*tw + tx] (xi = 4i+j), lanes in sm. Row r of a
+// tile row's patches comes from two masked loads, at columns -1.. and 1..,
+// split into even and odd lanes; masks holds 16 lane masks per tile row
+// (4 per input row, zero for a row outside the plane, whose loads then
+// read nothing).
+//
+//	func winoInZ(x *float32, w, th, tw int, masks *uint32, dst *float32, ldx int, sm uint32)
+func winoIn(g *gen) {
+	g.f(`
+// func winoInZ(x *float32, w, th, tw int, masks *uint32, dst *float32, ldx int, sm uint32)
+TEXT ·winoInZ(SB), NOSPLIT, $0-60
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), BX
+	SHLQ $2, BX
+	SUBQ BX, SI
+	MOVQ th+16(FP), CX
+	MOVQ tw+24(FP), R8
+	SHLQ $2, R8
+	MOVQ masks+32(FP), R13
+	MOVQ dst+40(FP), DI
+	MOVQ ldx+48(FP), DX
+	SHLQ $2, DX
+	MOVL sm+56(FP), R9
+	KMOVW R9, K5
+	VMOVDQU32 winoIdx<>+0(SB), Z30
+	VMOVDQU32 winoIdx<>+64(SB), Z31
+winoInZ_row:
+	MOVQ SI, R10
+`)
+	// d[r][q] lives in reg[4r+q]; the transform renames registers
+	// instead of moving them, with free as its spare.
+	reg := make([]int, 16)
+	for i := range reg {
+		reg[i] = i
+	}
+	free := 16
+	for r := 0; r < 4; r++ {
+		for h := 0; h < 4; h++ {
+			g.in("MOVL %d(R13), R9", 4*(4*r+h))
+			g.in("KMOVW R9, K%d", h+1)
+		}
+		// Columns -1..30 into Z16:Z17, 1..32 into Z18:Z19.
+		g.in("VMOVUPS.Z -4(R10), K1, Z16")
+		g.in("VMOVUPS.Z 60(R10), K2, Z17")
+		g.in("VMOVUPS.Z 4(R10), K3, Z18")
+		g.in("VMOVUPS.Z 68(R10), K4, Z19")
+		for q, src := range [][2]string{{"Z16", "Z30"}, {"Z16", "Z31"}, {"Z18", "Z30"}, {"Z18", "Z31"}} {
+			hi := "Z17"
+			if src[0] == "Z18" {
+				hi = "Z19"
+			}
+			g.in("VMOVAPS %s, Z%d", src[0], reg[4*r+q])
+			g.in("VPERMT2PS %s, %s, Z%d", hi, src[1], reg[4*r+q])
+		}
+		if r < 3 {
+			g.in("ADDQ BX, R10")
+		}
+	}
+	free = 20
+	// bt applies Bᵀ to the four registers at positions pos of reg: (d0-d2,
+	// d1+d2, d2-d1, d1-d3), d1+d2 into the spare, which becomes position
+	// 1's register, and position 1's old register the spare.
+	bt := func(pos [4]int) {
+		a, b, c, e := reg[pos[0]], reg[pos[1]], reg[pos[2]], reg[pos[3]]
+		g.in("VSUBPS Z%d, Z%d, Z%d", c, a, a)    // d0-d2
+		g.in("VSUBPS Z%d, Z%d, Z%d", e, b, e)    // d1-d3
+		g.in("VADDPS Z%d, Z%d, Z%d", c, b, free) // d1+d2
+		g.in("VSUBPS Z%d, Z%d, Z%d", b, c, c)    // d2-d1
+		reg[pos[1]], free = free, b
+	}
+	for q := 0; q < 4; q++ {
+		bt([4]int{q, 4 + q, 8 + q, 12 + q})
+	}
+	for r := 0; r < 4; r++ {
+		bt([4]int{4 * r, 4*r + 1, 4*r + 2, 4*r + 3})
+	}
+	g.in("MOVQ DI, R11")
+	for xi := 0; xi < 16; xi++ {
+		g.in("VMOVUPS Z%d, K5, (R11)", reg[xi])
+		if xi < 15 {
+			g.in("ADDQ DX, R11")
+		}
+	}
+	g.in("LEAQ (SI)(BX*2), SI")
+	g.in("ADDQ R8, DI")
+	g.in("ADDQ $64, R13")
+	g.in("DECQ CX")
+	g.in("JNE winoInZ_row")
+	g.in("VZEROUPPER")
+	g.in("RET")
+	g.f("\n")
+}
+
+// winoOut emits winoOutZ, the output transform of F(2x2, 3x3) for one
+// output channel, th rows of tw <= 16 tiles: m[xi*ldx + ty*tw + tx] (lanes
+// in lm) are tile (ty, tx)'s 16 products, Y = Aᵀ m A its 2x2 outputs,
+// written to rows 2ty and 2ty+1 of y (w wide) as columns 2tx and 2tx+1,
+// the first 16 columns under mask sm0 and the next 16 under sm1.
+//
+//	func winoOutZ(m *float32, ldx int, lm uint32, y *float32, w, th, tw int, sm0, sm1 uint32)
+func winoOut(g *gen) {
+	g.f(`
+// func winoOutZ(m *float32, ldx int, lm uint32, y *float32, w, th, tw int, sm0, sm1 uint32)
+TEXT ·winoOutZ(SB), NOSPLIT, $0-64
+	MOVQ m+0(FP), SI
+	MOVQ ldx+8(FP), DX
+	SHLQ $2, DX
+	MOVL lm+16(FP), R9
+	KMOVW R9, K1
+	MOVQ y+24(FP), DI
+	MOVQ w+32(FP), BX
+	SHLQ $2, BX
+	MOVQ th+40(FP), CX
+	MOVQ tw+48(FP), R8
+	SHLQ $2, R8
+	MOVL sm0+56(FP), R9
+	KMOVW R9, K2
+	MOVL sm1+60(FP), R9
+	KMOVW R9, K3
+	VMOVDQU32 winoIdx<>+128(SB), Z30
+	VMOVDQU32 winoIdx<>+192(SB), Z31
+winoOutZ_row:
+	MOVQ SI, R10
+`)
+	for xi := 0; xi < 16; xi++ {
+		g.in("VMOVUPS.Z (R10), K1, Z%d", xi)
+		if xi < 15 {
+			g.in("ADDQ DX, R10")
+		}
+	}
+	m := func(i, j int) string { return fmt.Sprintf("Z%d", 4*i+j) }
+	// Aᵀ m: s_j = m0j+m1j+m2j into Z16+j, u_j = m1j-m2j-m3j into Z20+j.
+	for j := 0; j < 4; j++ {
+		g.in("VADDPS %s, %s, Z28", m(1, j), m(0, j))
+		g.in("VADDPS %s, Z28, Z%d", m(2, j), 16+j)
+		g.in("VSUBPS %s, %s, Z29", m(2, j), m(1, j))
+		g.in("VSUBPS %s, Z29, Z%d", m(3, j), 20+j)
+	}
+	// Y = (Aᵀ m) A: y0 = x0+x1+x2, y1 = x1-x2-x3 for x = s (row 0), u (row 1).
+	row := func(base int, r int) {
+		x := func(j int) string { return fmt.Sprintf("Z%d", base+j) }
+		g.in("VADDPS %s, %s, Z24", x(1), x(0))
+		g.in("VADDPS %s, Z24, Z24", x(2))
+		g.in("VSUBPS %s, %s, Z25", x(2), x(1))
+		g.in("VSUBPS %s, Z25, Z25", x(3))
+		// Interleave y0 (Z24) and y1 (Z25) into columns 0..15, 16..31.
+		g.in("VMOVAPS Z24, Z26")
+		g.in("VPERMT2PS Z25, Z30, Z26")
+		g.in("VPERMT2PS Z25, Z31, Z24")
+		if r == 0 {
+			g.in("VMOVUPS Z26, K2, (DI)")
+			g.in("VMOVUPS Z24, K3, 64(DI)")
+		} else {
+			g.in("VMOVUPS Z26, K2, (DI)(BX*1)")
+			g.in("VMOVUPS Z24, K3, 64(DI)(BX*1)")
+		}
+	}
+	row(16, 0)
+	row(20, 1)
+	g.in("ADDQ R8, SI")
+	g.in("LEAQ (DI)(BX*2), DI")
+	g.in("DECQ CX")
+	g.in("JNE winoOutZ_row")
+	g.in("VZEROUPPER")
+	g.in("RET")
+	g.f("\n")
 }
