@@ -723,6 +723,15 @@ func (t *convTask) finish() {
 func (t *convTask) Run(lo, hi int) {
 	p := t.p
 	gs, cs := convScratchesGet()
+	if t.op == convOpFwd && p.wino != nil && p.wino.ns > 1 {
+		// Winograd on small planes: ns samples at a time.
+		for it := lo; it < hi; it += p.wino.ns {
+			p.fwdItems(gs, cs, it, min(p.wino.ns, hi-it), t.a, t.b, t.c, t.mul, t.d, t.res)
+		}
+		gemmScratches.put(gs)
+		convScratches.put(cs)
+		return
+	}
 	for it := lo; it < hi; it++ {
 		switch t.op {
 		case convOpFwd:
@@ -781,7 +790,7 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	wg := w[g*p.kg*p.crs:][:p.kg*p.crs]
 	if p.pointwise {
 		convGemm(gs, par, false, false, p.kg, P, p.crs, wg, p.crs, xg, P, 0, yg, P)
-	} else if par || !p.fwdWino(gs, cs, xg, yg, wg) {
+	} else if par || p.wino == nil || p.wino.ns > 1 || !p.fwdWino(gs, cs, xg, yg, wg, 1) {
 		// The direct kernel can apply the group's epilogue as it stores.
 		ep := &cs.epi
 		*ep = convEpi{lo: p.Epilogue.lo(), hi: p.Epilogue.hi()}
@@ -807,6 +816,23 @@ func (p *Conv2DParams) fwdItem(gs *gemmScratch, cs *convScratch, par bool, ni, g
 	}
 	for k := 0; k < p.kg; k++ {
 		p.channelEpilogue(yg[k*P:(k+1)*P], mul, b, convPlane(res, ni, p.K, g*p.kg+k, P), g*p.kg+k)
+	}
+}
+
+// fwdItems is fwdItem for the ns samples from ni of an ungrouped
+// convolution whose Winograd form takes them together (convWino.ns).
+func (p *Conv2DParams) fwdItems(gs *gemmScratch, cs *convScratch, ni, ns int, y, x, w, mul, b, res []float32) {
+	hw, P := p.H*p.W, p.oh*p.ow
+	if !p.fwdWino(gs, cs, x[ni*p.C*hw:][:ns*p.C*hw], y[ni*p.K*P:][:ns*p.K*P], w, ns) {
+		for s := 0; s < ns; s++ {
+			p.fwdItem(gs, cs, false, ni+s, 0, y, x, w, mul, b, res)
+		}
+		return
+	}
+	for s := 0; s < ns; s++ {
+		for k := 0; k < p.K; k++ {
+			p.channelEpilogue(y[((ni+s)*p.K+k)*P:][:P], mul, b, convPlane(res, ni+s, p.K, k, P), k)
+		}
 	}
 }
 

@@ -54,12 +54,12 @@ func gemmStridedTile(k int, a, b []float32, offs []int32, masks []uint32, c []fl
 }
 
 // convWino is empty: this build has no Winograd kernels.
-type convWino struct{}
+type convWino struct{ ns int }
 
 // buildWino does nothing: this build has no Winograd kernels.
 func (p *Conv2DParams) buildWino() {}
 
 // fwdWino reports false: this build has no Winograd kernels.
-func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float32) bool {
+func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float32, ns int) bool {
 	return false
 }

@@ -13,6 +13,7 @@ package runtime
 // Rounding differs from the direct form's, within float32's usual error.
 type convWino struct {
 	tw, th, t int      // tiles per row, tile rows, tiles per plane
+	ns        int      // samples whose tiles share the GEMMs' columns
 	kp        int      // K rounded up to the kernels' 8-row slivers
 	inMasks   []uint32 // per tile row, winoInZ's 16 load masks
 	lm        uint32   // a tile row's lanes
@@ -23,19 +24,21 @@ type convWino struct {
 
 // buildWino sets p.wino for unit-stride, undilated, ungrouped 3x3
 // convolutions padded by 1 on every side with even sides at most 32 wide
-// (a tile row is one vector) and at least 32 tiles (a GEMM sliver), on
-// AVX-512.
+// (a tile row is one vector), on AVX-512. Planes of fewer than 32 tiles
+// (ResNet's 8x8) put ns samples side by side in the GEMMs' columns, so
+// that a 32-tile sliver is full.
 func (p *Conv2DParams) buildWino() {
 	p.wino = nil
 	if convDirectWidth == 0 || p.KH != 3 || p.KW != 3 || p.StrideH != 1 || p.StrideW != 1 ||
 		p.DilationH != 1 || p.DilationW != 1 || p.Groups != 1 ||
 		p.PadTop != 1 || p.PadLeft != 1 || p.PadBottom != 1 || p.PadRight != 1 ||
-		p.H%2 != 0 || p.W%2 != 0 || p.W > 32 || p.H*p.W/4 < 32 {
+		p.H%2 != 0 || p.W%2 != 0 || p.W > 32 {
 		return
 	}
 	W := p.W
 	wn := &convWino{tw: W / 2, th: p.H / 2, kp: (p.K + 7) / 8 * 8}
 	wn.t = wn.tw * wn.th
+	wn.ns = max(1, 32/wn.t)
 	lanes := func(lo, hi int) uint32 { // lanes l with lo <= l < hi, of 16
 		var m uint32
 		for l := max(lo, 0); l < min(hi, 16); l++ {
@@ -58,27 +61,33 @@ func (p *Conv2DParams) buildWino() {
 	}
 	wn.offs = make([]int32, p.C)
 	wn.masks = make([]uint32, 2*p.C)
-	tail := uint32(1)<<(wn.t%32) - 1
-	if wn.t%32 == 0 {
+	t2 := wn.ns * wn.t
+	tail := uint32(1)<<(t2%32) - 1
+	if t2%32 == 0 {
 		tail = ^uint32(0)
 	}
 	for c := range wn.offs {
-		wn.offs[c] = int32(c * wn.t)
+		wn.offs[c] = int32(c * t2)
 		wn.masks[c], wn.masks[p.C+c] = ^uint32(0), tail
 	}
 	p.wino = wn
 }
 
-// fwdWino computes y = conv(x, w) for one sample with p.wino and reports
-// whether it did (not without a Winograd form, or when Sgemm is not
-// running the AVX-512 kernels). The transformed filters are made once per
-// call and worker, as the direct form packs its filters.
-func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float32) bool {
+// fwdWino computes y = conv(x, w) for ns consecutive samples (at most
+// p.wino.ns) with p.wino and reports whether it did (not without a
+// Winograd form, or when Sgemm is not running the AVX-512 kernels). The
+// transformed filters are made once per call and worker, as the direct
+// form packs its filters.
+func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float32, ns int) bool {
 	wn := p.wino
-	if wn == nil || gemmUse != gemmZ {
+	if wn == nil || gemmUse != gemmZ || ns > wn.ns {
 		return false
 	}
-	C, K, T, HW := p.C, p.K, wn.t, p.H*p.W
+	C, K, HW := p.C, p.K, p.H*p.W
+	// The GEMMs' columns are wn.ns samples' tiles, sample s's from s·t;
+	// those of samples past ns hold stale values, whose products are not
+	// read.
+	T := wn.ns * wn.t
 	if gs.aFor != &w[0] {
 		gs.a = gemmGrow(gs.a, 16*wn.kp*C)
 		winoFilters(gs.a[:16*wn.kp*C], w, K, C, wn.kp)
@@ -91,12 +100,14 @@ func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float
 	cs.wv = gemmGrow(cs.wv, 16*ldv)
 	cs.wm = gemmGrow(cs.wm, 16*ldm)
 	v, m := cs.wv[:16*ldv], cs.wm[:16*ldm]
-	for c := 0; c < C; c++ {
-		winoInZ(&x[c*HW], p.W, wn.th, wn.tw, &wn.inMasks[0], &v[c*T], ldv, wn.lm)
+	for s := 0; s < ns; s++ {
+		for c := 0; c < C; c++ {
+			winoInZ(&x[(s*C+c)*HW], p.W, wn.th, wn.tw, &wn.inMasks[0], &v[c*T+s*wn.t], ldv, wn.lm)
+		}
 	}
 	for xi := 0; xi < 16; xi++ {
 		a, vx, mx := gs.a[xi*wn.kp*C:], v[xi*ldv:], m[xi*ldm:]
-		for q0 := 0; q0 < T; q0 += 32 {
+		for q0 := 0; q0 < ns*wn.t; q0 += 32 {
 			cols := min(32, T-q0)
 			mk := &wn.masks[0]
 			if cols < 32 {
@@ -108,8 +119,10 @@ func (p *Conv2DParams) fwdWino(gs *gemmScratch, cs *convScratch, x, y, w []float
 			}
 		}
 	}
-	for k := 0; k < K; k++ {
-		winoOutZ(&m[k*T], ldm, wn.lm, &y[k*HW], p.W, wn.th, wn.tw, wn.sm0, wn.sm1)
+	for s := 0; s < ns; s++ {
+		for k := 0; k < K; k++ {
+			winoOutZ(&m[k*T+s*wn.t], ldm, wn.lm, &y[(s*K+k)*HW], p.W, wn.th, wn.tw, wn.sm0, wn.sm1)
+		}
 	}
 	return true
 }
