@@ -153,8 +153,14 @@ func (p *SMHParams) forward(dst, l, r []float32, off int, s float32) {
 	if units, grain := p.band(t, dst, l, r, off, s, smhRowBlock); units > 0 {
 		ParallelFor(units, grain, t)
 	}
-	*t = smhBandTask{}
+	t.release()
 	smhBandTasks.put(t)
+}
+
+// release drops t's references to the caller's slices and keeps its own
+// buffers for the next band.
+func (t *smhBandTask) release() {
+	*t = smhBandTask{ap: t.ap[:0], offs: t.offs[:0], masks: t.masks[:0]}
 }
 
 // band sets t up to write dst = s·vec(P)[off:off+len(dst)] in units of
@@ -179,10 +185,30 @@ func (p *SMHParams) band(t *smhBandTask, dst, l, r []float32, off int, s float32
 	if m == 1 {
 		j0, j1 = off-h*d, off-h*d+len(dst)
 	}
+	ap, offs, masks := t.ap, t.offs, t.masks
 	*t = smhBandTask{g: g, dst: dst, l: l, r: r, d: d, rank: rank, off: off, h: h, m: m, j0: j0, j1: j1, alpha: s}
 	t.slivers = (j1 - j0 + g.nr - 1) / g.nr
 	t.rowsPer = min(m, rowBlock)
 	units = t.slivers * ((m + t.rowsPer - 1) / t.rowsPer)
+	if gemmStridedB(g) && rank <= g.kc {
+		// The units' A slivers start at multiples of mr from row h
+		// (rowBlock is a multiple of mr), so one packing serves them all.
+		t.ap = gemmGrow(ap, gemmRoundUp(m, g.mr)*rank)
+		g.packA(t.ap, false, l, rank, h, 0, m, rank, rank, s)
+		t.offs = slices.Grow(offs[:0], rank)[:rank]
+		t.masks = slices.Grow(masks[:0], 2*rank)[:2*rank]
+		last := j0 + (j1-1-j0)/g.nr*g.nr
+		tail := ^uint32(0)
+		if last+g.nr > d {
+			tail = 1<<(d-last) - 1
+		}
+		for p := range rank {
+			t.offs[p] = int32(p * d)
+			t.masks[p], t.masks[rank+p] = ^uint32(0), tail
+		}
+	} else {
+		t.ap, t.offs, t.masks = ap[:0], offs[:0], masks[:0]
+	}
 	return units, max(1, smhParallelMin/(t.rowsPer*rank*g.nr))
 }
 
@@ -207,6 +233,14 @@ type smhBandTask struct {
 	// block-major: splitting tall bands by rows too balances the workers
 	// to within a sliver of a block rather than a sliver of the band.
 	slivers, rowsPer int
+	// With the kernel reading R in place and the rank one k block, band
+	// packs the band's rows of L once, scaled (ap, nil otherwise), and
+	// the k steps' offsets and lane masks (offs; masks, all lanes then
+	// the last sliver's), so that the pool's units, a microsecond each,
+	// do not repeat that per unit. The buffers outlive a call.
+	ap    []float32
+	offs  []int32
+	masks []uint32
 }
 
 // smhRowBlock is the rows of a band's blocks when it is split over the
@@ -217,7 +251,11 @@ var smhBandTasks gemmFreeList[smhBandTask]
 
 // Run implements Task: units are nr-column slivers of row blocks.
 func (t *smhBandTask) Run(lo, hi int) {
-	s := gemmScratches.get()
+	var s *gemmScratch
+	if len(t.ap) == 0 {
+		s = gemmScratches.get()
+		defer gemmScratches.put(s)
+	}
 	for u := lo; u < hi; {
 		b, j := u/t.slivers, u%t.slivers
 		n := min(hi-u, t.slivers-j) // the run of units in block b
@@ -225,7 +263,6 @@ func (t *smhBandTask) Run(lo, hi int) {
 		t.cols(s, t.j0+j*t.g.nr, min(t.j0+(j+n)*t.g.nr, t.j1), r0, min(r0+t.rowsPer, t.m))
 		u += n
 	}
-	gemmScratches.put(s)
 }
 
 // cols computes columns [j0, j1) of the band's rows [r0, r1): sgemmB's blocking with the
@@ -241,7 +278,10 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1, r0, r1 int) {
 	nb := gemmBlock(j1-j0, g.nc, nr)
 	kcMax := gemmRoundUp(kb, g.ku)
 	strided := gemmStridedB(g)
-	if strided {
+	// pre: band packed L and made the offsets and masks (then kb == k).
+	pre := len(t.ap) > 0
+	var tmp []float32 // a straddling tile's buffer, from a scratch
+	if !pre && strided {
 		// One offset per k step, and lane masks: all lanes, and for the
 		// sliver that runs past column d (never past R's end) its lanes
 		// inside.
@@ -256,11 +296,24 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1, r0, r1 int) {
 			s.offs[p] = int32(p * d)
 			s.masks[p], s.masks[kb+p] = ^uint32(0), tail
 		}
-	} else {
+	} else if !strided {
 		s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, nr))
 	}
-	s.a, s.aFor = gemmGrow(s.a, kcMax*gemmRoundUp(mb, mr)), nil
-	s.tmp = gemmGrow(s.tmp, mr*nr)
+	offs, allMasks := t.offs, t.masks
+	if !pre {
+		s.a, s.aFor = gemmGrow(s.a, kcMax*gemmRoundUp(mb, mr)), nil
+		s.tmp = gemmGrow(s.tmp, mr*nr)
+		tmp = s.tmp[:mr*nr]
+		offs, allMasks = s.offs, s.masks
+	} else {
+		// Only the units holding the tensor's first or last cells have
+		// tiles that straddle them: those take a scratch for the buffer.
+		defer func() {
+			if s != nil {
+				gemmScratches.put(s)
+			}
+		}()
+	}
 	count := len(t.dst)
 	for jc := j0; jc < j1; jc += nb {
 		nc := min(nb, j1-jc)
@@ -275,37 +328,49 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1, r0, r1 int) {
 			}
 			for ic := r0; ic < r1; ic += mb {
 				mc := min(mb, r1-ic)
-				g.packA(s.a, false, t.l, k, t.h+ic, pc, mc, kc, kcp, t.alpha)
+				if !pre {
+					g.packA(s.a, false, t.l, k, t.h+ic, pc, mc, kc, kcp, t.alpha)
+				}
 				for jr := 0; jr < nc; jr += nr {
 					nrr := min(nr, nc-jr)
 					var bs []float32
 					var masks []uint32
 					if strided {
 						bs = t.r[pc*d+jc+jr:]
-						masks = s.masks[:kc]
+						masks = allMasks[:kc]
 						if jc+jr+nr > d {
-							masks = s.masks[kb:][:kc]
+							masks = allMasks[kb:][:kc]
 						}
 					} else {
 						bs = s.b[jr*kcp : (jr+nr)*kcp]
 					}
 					tile := func(c []float32, ldc, mrr int, overwrite bool, as []float32) {
 						if strided {
-							gemmStridedTile(kc, as, bs, s.offs, masks, c, ldc, mrr, nrr, overwrite)
+							gemmStridedTile(kc, as, bs, offs, masks, c, ldc, mrr, nrr, overwrite)
 						} else {
 							g.kernel(kcp, as, bs, c, ldc, mrr, nrr, overwrite)
 						}
 					}
 					for ir := 0; ir < mc; ir += mr {
 						mrr := min(mr, mc-ir)
-						as := s.a[ir*kcp : (ir+mr)*kcp]
+						var as []float32
+						if pre {
+							as = t.ap[(ic+ir)*kcp : (ic+ir+mr)*kcp]
+						} else {
+							as = s.a[ir*kcp : (ir+mr)*kcp]
+						}
 						first := (t.h+ic+ir)*d + jc + jr - t.off
 						last := first + (mrr-1)*d + nrr - 1
 						if first >= 0 && last < count {
 							tile(t.dst[first:], d, mrr, pc == 0, as)
 							continue
 						}
-						buf := s.tmp[:mr*nr]
+						if tmp == nil {
+							s = gemmScratches.get()
+							s.tmp = gemmGrow(s.tmp, mr*nr)
+							tmp = s.tmp[:mr*nr]
+						}
+						buf := tmp
 						if pc > 0 {
 							smhTileCopy(buf, t.dst, first, d, mrr, nrr, nr, true)
 						}

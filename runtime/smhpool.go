@@ -153,7 +153,7 @@ func SMHWeightStart(p *SMHWeightParams, w, pool, scales []float32) {
 	default:
 		ParallelFor(units, grain, &a.task)
 	}
-	a.task = smhBandTask{}
+	a.task.release()
 }
 
 // smhSideRows is the row block of SMHWeightStart's units: 24 rows of 32
@@ -171,7 +171,7 @@ func SMHWeightWait(p *SMHWeightParams) {
 	}
 	a.work.finish()
 	a.pending = false
-	a.task = smhBandTask{}
+	a.task.release()
 }
 
 // smhAccum adds one tensor's gradient: dpool and dscales accumulate.
