@@ -42,9 +42,12 @@ type SMHWeightParams struct {
 	async *smhAsync // SMHWeightStart's state, made by its first call
 }
 
-// smhAsync is a reconstruction in progress (SMHWeightStart).
+// smhAsync is a reconstruction in progress (SMHWeightStart). Its band
+// task comes from the shared free list for the time it is in progress,
+// so that a model holds the task buffers of the reconstructions running
+// at once, not one per tensor.
 type smhAsync struct {
-	task    smhBandTask
+	task    *smhBandTask
 	work    sideWork
 	pending bool
 }
@@ -144,16 +147,18 @@ func SMHWeightStart(p *SMHWeightParams, w, pool, scales []float32) {
 	if len(w) < q.Count {
 		panic("runtime: SMHWeightStart: w shorter than Count")
 	}
-	units, grain := q.band(&a.task, w[:q.Count], l, r, q.Off, scales[p.Scale], smhSideRows)
+	t := smhBandTasks.get()
+	units, grain := q.band(t, w[:q.Count], l, r, q.Off, scales[p.Scale], smhSideRows)
 	switch {
 	case units == 0:
-	case a.work.post(&a.task, units):
-		a.pending = true
+	case a.work.post(t, units):
+		a.task, a.pending = t, true
 		return
 	default:
-		ParallelFor(units, grain, &a.task)
+		ParallelFor(units, grain, t)
 	}
-	a.task.release()
+	t.release()
+	smhBandTasks.put(t)
 }
 
 // smhSideRows is the row block of SMHWeightStart's units: 24 rows of 32
@@ -170,8 +175,9 @@ func SMHWeightWait(p *SMHWeightParams) {
 		return
 	}
 	a.work.finish()
-	a.pending = false
 	a.task.release()
+	smhBandTasks.put(a.task)
+	a.task, a.pending = nil, false
 }
 
 // smhAccum adds one tensor's gradient: dpool and dscales accumulate.
