@@ -195,17 +195,7 @@ func (p *SMHParams) band(t *smhBandTask, dst, l, r []float32, off int, s float32
 		// (rowBlock is a multiple of mr), so one packing serves them all.
 		t.ap = gemmGrow(ap, gemmRoundUp(m, g.mr)*rank)
 		g.packA(t.ap, false, l, rank, h, 0, m, rank, rank, s)
-		t.offs = slices.Grow(offs[:0], rank)[:rank]
-		t.masks = slices.Grow(masks[:0], 2*rank)[:2*rank]
-		last := j0 + (j1-1-j0)/g.nr*g.nr
-		tail := ^uint32(0)
-		if last+g.nr > d {
-			tail = 1<<(d-last) - 1
-		}
-		for p := range rank {
-			t.offs[p] = int32(p * d)
-			t.masks[p], t.masks[rank+p] = ^uint32(0), tail
-		}
+		t.offs, t.masks = smhStridedB(offs, masks, rank, d, j0, j1, g.nr)
 	} else {
 		t.ap, t.offs, t.masks = ap[:0], offs[:0], masks[:0]
 	}
@@ -282,20 +272,7 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1, r0, r1 int) {
 	pre := len(t.ap) > 0
 	var tmp []float32 // a straddling tile's buffer, from a scratch
 	if !pre && strided {
-		// One offset per k step, and lane masks: all lanes, and for the
-		// sliver that runs past column d (never past R's end) its lanes
-		// inside.
-		s.offs = slices.Grow(s.offs[:0], kb)[:kb]
-		s.masks = slices.Grow(s.masks[:0], 2*kb)[:2*kb]
-		last := j0 + (j1-1-j0)/nr*nr
-		tail := ^uint32(0)
-		if last+nr > d {
-			tail = 1<<(d-last) - 1
-		}
-		for p := range kb {
-			s.offs[p] = int32(p * d)
-			s.masks[p], s.masks[kb+p] = ^uint32(0), tail
-		}
+		s.offs, s.masks = smhStridedB(s.offs, s.masks, kb, d, j0, j1, nr)
 	} else if !strided {
 		s.b = gemmGrow(s.b, kcMax*gemmRoundUp(nb, nr))
 	}
@@ -381,6 +358,26 @@ func (t *smhBandTask) cols(s *gemmScratch, j0, j1, r0, r1 int) {
 			}
 		}
 	}
+}
+
+// smhStridedB returns, reusing offs and masks, gemmStridedTile's view of
+// R for kb k steps of columns [j0, j1) in nr-column slivers: k step p
+// reads R's row p, d floats after the previous (offs), with all lanes
+// (masks[:kb]) or, for the sliver that runs past column d (never past R's
+// end), its lanes inside (masks[kb:]).
+func smhStridedB(offs []int32, masks []uint32, kb, d, j0, j1, nr int) ([]int32, []uint32) {
+	offs = slices.Grow(offs[:0], kb)[:kb]
+	masks = slices.Grow(masks[:0], 2*kb)[:2*kb]
+	last := j0 + (j1-1-j0)/nr*nr
+	tail := ^uint32(0)
+	if last+nr > d {
+		tail = 1<<(d-last) - 1
+	}
+	for p := range kb {
+		offs[p] = int32(p * d)
+		masks[p], masks[kb+p] = ^uint32(0), tail
+	}
+	return offs, masks
 }
 
 // smhTileCopy moves the cells of an mrr x nrr register tile (row stride
